@@ -1,0 +1,34 @@
+# The two commands of the README: `make sandbox` (or `make demo`) and `make test`.
+# Both create the virtualenv on first use, so they work on a fresh machine with python3 >= 3.11.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: venv test lint sandbox serve clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,lint,postgres]'
+	touch $@
+
+# The test suite. System packages the end-to-end tests need (Debian's prometheus-alertmanager)
+# are installed first when missing.
+test: venv
+	scripts/ensure-system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Quality gates: lint, format, types, import layers.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bridge
+	$(BIN)/lint-imports
+
+sandbox: venv
+	$(BIN)/statusbridge sandbox --seed rules/sandbox-seed.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

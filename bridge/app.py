@@ -1,0 +1,1 @@
+"""Application factory and lifecycle of ``statusbridge serve``."""

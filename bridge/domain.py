@@ -1,0 +1,227 @@
+"""Value types every layer speaks.
+
+Ingest produces :class:`Alert`, rules turn alerts into :class:`Impact`, the engine folds impacts into
+desired state and compares it with what was published. Keeping these types here, below every other
+layer, is what lets ``rules/``, ``store/`` and ``engine/`` agree without importing each other.
+
+All types are immutable; time is always timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class ComponentStatus(StrEnum):
+    """A component's status in an incident, ordered from best to worst (see :data:`SEVERITY`)."""
+
+    OPERATIONAL = "operational"
+    DEGRADED_PERFORMANCE = "degraded_performance"
+    PARTIAL_OUTAGE = "partial_outage"
+    FULL_OUTAGE = "full_outage"
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY[self]
+
+
+SEVERITY: Mapping[ComponentStatus, int] = {
+    ComponentStatus.OPERATIONAL: 0,
+    ComponentStatus.DEGRADED_PERFORMANCE: 1,
+    ComponentStatus.PARTIAL_OUTAGE: 2,
+    ComponentStatus.FULL_OUTAGE: 3,
+}
+
+
+def worst(statuses: Iterable[ComponentStatus]) -> ComponentStatus:
+    """The worst of ``statuses``; operational when there are none."""
+    return max(statuses, key=SEVERITY.__getitem__, default=ComponentStatus.OPERATIONAL)
+
+
+class IncidentStatus(StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class MaintenanceStatus(StrEnum):
+    SCHEDULED = "maintenance_scheduled"
+    IN_PROGRESS = "maintenance_in_progress"
+    COMPLETE = "maintenance_complete"
+
+
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+"""Alertmanager's ``0001-01-01T00:00:00Z``: "no end" on a firing alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One normalized alert instance.
+
+    An instance is identified by ``(source, fingerprint, starts_at)``: a series that fires again keeps
+    its fingerprint and gets a new ``starts_at``. ``ends_at`` is ``None`` while firing.
+    """
+
+    source: Source
+    fingerprint: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    status: AlertStatus
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    received_at: datetime
+
+    @property
+    def firing(self) -> bool:
+        return self.status is AlertStatus.FIRING
+
+
+@dataclass(frozen=True, slots=True)
+class PageComponent:
+    """A component as placed on one status page (from ShowStatusPageStructure)."""
+
+    id: str
+    name: str
+    group: str | None = None
+    sub_page: str | None = None
+
+    @property
+    def path(self) -> str:
+        """``Group/Name`` (or ``SubPage/Group/Name``): the unambiguous name a rule may use."""
+        return "/".join(p for p in (self.sub_page, self.group, self.name) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    id: str
+    name: str
+    components: tuple[PageComponent, ...] = ()
+    subscribers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageDirectory:
+    """Pages and their components, for resolving the names rules use into IDs.
+
+    Built by the wiring layer from the API client (or offline, empty); rules only read it.
+    """
+
+    pages: tuple[PageInfo, ...] = ()
+
+    def page(self, ref: str) -> PageInfo | None:
+        """A page by ID or by exact name."""
+        for p in self.pages:
+            if ref in (p.id, p.name):
+                return p
+        return None
+
+
+class NotifyPolicy(StrEnum):
+    """When a publication notifies the page's subscribers."""
+
+    NEVER = "never"
+    ALWAYS = "always"
+    OPEN_AND_RESOLVE = "open_and_resolve"
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Hysteresis of one rule; every duration is a :class:`timedelta`."""
+
+    open_after: timedelta = timedelta(0)
+    resolve_after: timedelta = timedelta(minutes=5)
+    change_after: timedelta = timedelta(0)
+    downgrade_after: timedelta | None = None
+    """Hold for a status *improvement* inside an open incident; ``None`` means ``change_after``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """What one alert means for one component: the output of rule evaluation.
+
+    ``component`` is a component ID when the page directory could resolve it, otherwise the name
+    the rule used (offline dry runs). ``group_key`` identifies the public incident the impact
+    belongs to: one incident per distinct group key.
+    """
+
+    rule: str
+    status_page: str
+    component: str
+    status: ComponentStatus
+    group_key: str
+    incident_name: str
+    message: str
+    resolved_message: str
+    timings: Timings = field(default_factory=Timings)
+    notify: NotifyPolicy = NotifyPolicy.NEVER
+    suppress_during_maintenance: bool = True
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: str | float | timedelta) -> timedelta:
+    """Parse ``250ms``, ``2s``, ``1m30s``, ``5m``, ``1h``, ``1d`` or plain (fractional) seconds.
+
+    Raises ``ValueError`` naming the bad text; negative durations are refused.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for m in _DURATION_PART.finditer(text):
+                if m.start() != pos:
+                    break
+                seconds += float(m.group(1)) * _UNITS[m.group(2)]
+                pos = m.end()
+            if pos != len(text) or not text:
+                raise ValueError(
+                    f"invalid duration {value!r}: use e.g. 250ms, 2s, 1m30s, 5m, 1h or seconds"
+                ) from None
+    else:
+        raise ValueError(f"invalid duration {value!r}")  # noqa: TRY004 (pydantic reports ValueError)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must be a finite, non-negative time")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of :func:`parse_duration` for display (``1m30s``)."""
+    ms = round(value.total_seconds() * 1000)
+    if ms == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        n, ms = divmod(ms, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+def utcnow() -> datetime:
+    """The only wall clock in the code base: everything below the wiring layer takes ``now``."""
+    return datetime.now(UTC)

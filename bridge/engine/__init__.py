@@ -1,0 +1,1 @@
+"""Desired state, the pure planner, the executor and the reconcile loop."""

@@ -1,0 +1,1 @@
+"""Webhook receivers: validate, authenticate, normalize and durably store alerts before 2xx."""

@@ -1,0 +1,1 @@
+"""Maintenance windows and their pure math: occurrences and phases as a function of ``now``."""

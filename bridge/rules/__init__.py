@@ -1,0 +1,1 @@
+"""Rules: pure functions from alerts to status page impacts, loaded from YAML."""

@@ -1,0 +1,1 @@
+"""Durable state: alerts, incident groups, published state, the action log."""
