@@ -166,9 +166,12 @@ class Impact:
     component: str
     status: ComponentStatus
     group_key: str
+    alert_source: Source
+    alert_fingerprint: str
     incident_name: str
     message: str
     resolved_message: str
+    component_name: str = ""
     timings: Timings = field(default_factory=Timings)
     notify: NotifyPolicy = NotifyPolicy.NEVER
     suppress_during_maintenance: bool = True
