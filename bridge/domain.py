@@ -228,3 +228,44 @@ def format_duration(value: timedelta) -> str:
 def utcnow() -> datetime:
     """The only wall clock in the code base: everything below the wiring layer takes ``now``."""
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedGroup:
+    """What the bridge has published (or is publishing) for one incident group.
+
+    Persisted by the store in the same transaction as the outcome of the action that changed it, so
+    that after a crash the planner sees exactly what the page was last told. ``episode`` counts the
+    incidents a group has opened: a new incident after a resolved one is a new episode, and the
+    create's idempotency key is derived from ``(key, episode)``.
+    """
+
+    key: str
+    episode: int
+    status_page_id: str
+    incident_id: str | None = None
+    """``None`` until a create is confirmed; a retried create reuses the episode's idempotency key."""
+    incident_status: IncidentStatus | None = None
+    """``None``: no incident of this episode is known to exist on the page."""
+    components: Mapping[str, ComponentStatus] = field(default_factory=dict)
+    """Every component this episode has touched, with its last published status."""
+    name: str = ""
+    update_count: int = 0
+    """Updates the incident holds (its creation counts as one); the API allows 100."""
+    opened_at: datetime | None = None
+    last_published_at: datetime | None = None
+    monitoring_since: datetime | None = None
+    pending_digest: str | None = None
+    """The not-yet-published target the planner is holding (``change_after``), and since when."""
+    pending_since: datetime | None = None
+    create_attempted: bool = False
+    """Written ahead of a create: the page may hold this episode's incident even though no id is known."""
+    outcome_unknown: bool = False
+    """An update was sent and its outcome is unknown: read the incident back before anything else."""
+    taken_over: bool = False
+    """A human changed the incident on the page: the bridge no longer touches this episode."""
+    taken_over_reason: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.incident_status not in (None, IncidentStatus.RESOLVED)

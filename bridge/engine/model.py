@@ -1,0 +1,132 @@
+"""The engine's value types: what a group should look like, and what to do about it.
+
+``DesiredGroup`` is computed from alerts and rules; ``Action`` is what the planner decides and the
+executor performs. Both are plain immutable data so that the planner stays a pure function that
+can be tested exhaustively.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bridge.domain import ComponentStatus, IncidentStatus, NotifyPolicy, Timings
+
+MAX_UPDATES = 100
+"""incident.io accepts at most 100 updates per incident (its creation included)."""
+
+DEFAULT_MONITORING_MESSAGE = (
+    "The issue appears to be resolved. We are monitoring to make sure it does not come back."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentReason:
+    """Why a component has its desired status: the alerts and the rule behind it."""
+
+    rule: str
+    alerts: tuple[str, ...]
+    """``source:fingerprint`` of each firing alert that hits the component."""
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredGroup:
+    """What the page should show for one incident group, before hysteresis.
+
+    ``components`` holds only components impacted by eligible firing alerts; an empty mapping means
+    the group is quiet (every alert resolved, stale or gone).
+    """
+
+    key: str
+    status_page_id: str
+    rule: str
+    name: str
+    message: str
+    resolved_message: str
+    components: Mapping[str, ComponentStatus] = field(default_factory=dict)
+    first_firing_at: datetime | None = None
+    """``starts_at`` of the earliest eligible firing alert: what ``open_after`` is measured from."""
+    timings: Timings = field(default_factory=Timings)
+    notify: NotifyPolicy = NotifyPolicy.NEVER
+    reasons: Mapping[str, ComponentReason] = field(default_factory=dict)
+    suppressed: tuple[str, ...] = ()
+    """Components whose alerts were not allowed to open an incident (maintenance in progress)."""
+
+    @property
+    def firing(self) -> bool:
+        return bool(self.components)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Process-wide knobs of the planner (per-group ones come with the rules)."""
+
+    coalesce_window: timedelta = timedelta(seconds=2)
+    reserved_updates: int = 2
+    """Updates kept back from component churn so that monitoring and resolved can always be posted."""
+    monitoring_message: str = DEFAULT_MONITORING_MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class CreateIncident:
+    group_key: str
+    episode: int
+    status_page_id: str
+    name: str
+    message: str
+    components: Mapping[str, ComponentStatus]
+    notify_subscribers: bool
+    idempotency_key: str
+    incident_status: IncidentStatus = IncidentStatus.INVESTIGATING
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateIncident:
+    """One incident update; ``components`` is the full set, ``None`` when resolving (the API forbids it)."""
+
+    group_key: str
+    incident_id: str
+    incident_status: IncidentStatus
+    components: Mapping[str, ComponentStatus] | None
+    message: str
+    notify_subscribers: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RenameIncident:
+    group_key: str
+    incident_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """Read the incident before anything else: a previous update's outcome is unknown."""
+
+    group_key: str
+    incident_id: str
+
+
+Action = CreateIncident | UpdateIncident | RenameIncident | ReadBack
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The planner's answer for one group."""
+
+    actions: tuple[Action, ...] = ()
+    wake_at: datetime | None = None
+    """When to plan again even if nothing changes (a hold, a coalescing window or resolve_after ends)."""
+    pending_digest: str | None = None
+    pending_since: datetime | None = None
+    """The hold to remember (unchanged when equal to the published one)."""
+    held: str | None = None
+    """Why something desired is not published yet (for the state API), or ``None``."""
+
+
+def idempotency_key(group_key: str, episode: int) -> str:
+    """Stable across restarts and replicas: the same episode of a group always maps to one incident."""
+    digest = hashlib.sha256(f"{group_key}\x00{episode}".encode()).hexdigest()[:32]
+    return f"statusbridge-{digest}"
