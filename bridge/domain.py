@@ -269,3 +269,19 @@ class PublishedGroup:
     @property
     def open(self) -> bool:
         return self.incident_status not in (None, IncidentStatus.RESOLVED)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One line of the action log: what was sent to the page for a group, and what came of it."""
+
+    group_key: str
+    action: str
+    """``create``, ``update``, ``rename`` or ``read_back``."""
+    outcome: str
+    """``ok``, ``failed`` (known not applied), ``unknown`` (may have been applied) or ``drift``."""
+    at: datetime
+    incident_id: str | None = None
+    detail: str = ""
+    epoch: int = 0
+    """The reconcile lease epoch the write was made under (PostgreSQL HA fences stale leaders)."""

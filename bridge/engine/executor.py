@@ -1,0 +1,235 @@
+"""The executor: performs the planner's actions against the page and records their outcome.
+
+Every write is bracketed by store commits so that a crash at any instant leaves a record the planner
+can heal from:
+
+- a create is written ahead (``create_attempted``) and carries the episode's idempotency key, so a
+  replay after a crash returns the incident the first attempt made instead of a second one;
+- an update or rename is written ahead as ``outcome_unknown``; only the commit of its success clears
+  it, so after a crash, a 5xx or a timeout the next plan reads the incident back before re-sending
+  (updates have no idempotency key in the API);
+- the outcome and the new published state are committed together with the action log line.
+
+Failures that are known not to have been applied (a 429 or connection error before sending, a 4xx)
+put the group on an exponential back-off so that one broken group cannot hammer the API, while the
+other groups carry on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bridge.domain import ActionRecord, PublishedGroup
+from bridge.engine.model import Action, CreateIncident, ReadBack, RenameIncident, UpdateIncident
+from bridge.engine.planner import after_create, after_rename, after_update, before_create
+from bridge.engine.readback import IncidentView, after_read_back
+from bridge.observability import get_logger
+
+log = get_logger(__name__)
+
+
+class ActionFailed(Exception):  # noqa: N818 (reads as an outcome: "the action failed")
+    """The page did not apply the action (known): back off and plan again later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OutcomeUnknown(Exception):  # noqa: N818 (named for what the caller must do: read back)
+    """The action may or may not have been applied: read the incident back before re-sending."""
+
+
+class IncidentGone(Exception):  # noqa: N818
+    """The incident no longer exists on the page (deleted by a human)."""
+
+
+class PageAPI(Protocol):
+    """What the engine needs from a status page; adapters turn client errors into the three above."""
+
+    async def create(self, action: CreateIncident) -> IncidentView: ...
+    async def update(self, action: UpdateIncident) -> None: ...
+    async def rename(self, action: RenameIncident) -> None: ...
+    async def show(self, incident_id: str) -> IncidentView: ...
+
+
+class GroupStore(Protocol):
+    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
+
+
+@dataclass
+class Backoff:
+    """Per-group exponential back-off after failed actions (full jitter, capped)."""
+
+    base: float = 1.0
+    cap: float = 120.0
+    failures: int = 0
+    until: datetime | None = None
+
+    def fail(self, now: datetime, retry_after: float | None = None) -> datetime:
+        self.failures += 1
+        delay = random.uniform(0, min(self.cap, self.base * 2 ** (self.failures - 1)))
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        self.until = now + timedelta(seconds=delay)
+        return self.until
+
+
+class Executor:
+    def __init__(
+        self,
+        api: PageAPI,
+        store: GroupStore,
+        clock: Callable[[], datetime],
+        *,
+        epoch: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._api = api
+        self._store = store
+        self._clock = clock
+        self._epoch = epoch
+        self.backoff: dict[str, Backoff] = {}
+
+    def blocked_until(self, group_key: str, now: datetime) -> datetime | None:
+        b = self.backoff.get(group_key)
+        return b.until if b is not None and b.until is not None and b.until > now else None
+
+    async def _save(
+        self,
+        group: PublishedGroup,
+        kind: str,
+        outcome: str,
+        detail: str = "",
+    ) -> None:
+        record = ActionRecord(
+            group_key=group.key,
+            action=kind,
+            outcome=outcome,
+            at=self._clock(),
+            incident_id=group.incident_id,
+            detail=detail,
+            epoch=self._epoch(),
+        )
+        await self._store.save_group(group, action=record)
+
+    async def execute(self, action: Action, published: PublishedGroup | None) -> PublishedGroup:
+        """Perform one action; returns the published state as committed. Raises :class:`ActionFailed`
+        when the group should stop for this pass (after recording the failure)."""
+        key = action.group_key
+        try:
+            result = await self._execute(action, published)
+        except ActionFailed as exc:
+            until = self.backoff.setdefault(key, Backoff()).fail(self._clock(), exc.retry_after)
+            log.warning(
+                "action failed",
+                group=key,
+                action=type(action).__name__,
+                error=str(exc),
+                retry_at=until.isoformat(),
+            )
+            raise
+        self.backoff.pop(key, None)
+        return result
+
+    async def _execute(self, action: Action, published: PublishedGroup | None) -> PublishedGroup:
+        if isinstance(action, CreateIncident):
+            return await self._create(action, published)
+        assert published is not None, "only creates start from nothing"
+        if isinstance(action, UpdateIncident):
+            return await self._write(
+                published,
+                "update",
+                self._api.update(action),
+                lambda p: after_update(p, action, self._clock()),
+            )
+        if isinstance(action, RenameIncident):
+            return await self._write(
+                published, "rename", self._api.rename(action), lambda p: after_rename(p, action)
+            )
+        assert isinstance(action, ReadBack)
+        return await self.read_back(published)
+
+    async def _create(self, action: CreateIncident, published: PublishedGroup | None) -> PublishedGroup:
+        ahead = before_create(published, action)
+        await self._store.save_group(ahead)
+        try:
+            incident = await self._api.create(action)
+        except ActionFailed as exc:
+            await self._save(ahead, "create", "failed", str(exc))
+            raise
+        except OutcomeUnknown as exc:
+            # The create carries an idempotency key: the next pass replays it safely.
+            await self._save(ahead, "create", "unknown", str(exc))
+            raise ActionFailed(str(exc)) from exc
+        done = after_create(
+            ahead,
+            action,
+            incident.id,
+            self._clock(),
+            incident_status=incident.incident_status,
+            components=incident.components or None,
+            update_count=max(incident.update_count, 1),
+        )
+        await self._save(done, "create", "ok")
+        log.info("incident created", group=action.group_key, incident_id=incident.id, episode=action.episode)
+        return done
+
+    async def _write(
+        self,
+        published: PublishedGroup,
+        kind: str,
+        request: object,
+        apply: Callable[[PublishedGroup], PublishedGroup],
+    ) -> PublishedGroup:
+        ahead = replace(published, outcome_unknown=True)
+        await self._store.save_group(ahead)
+        try:
+            await request  # type: ignore[misc]
+        except ActionFailed as exc:
+            # Known not applied: a rejection (4xx) may also mean a human changed the incident, so the
+            # next pass reads it back (outcome_unknown stays set) before trying anything else.
+            await self._save(ahead, kind, "failed", str(exc))
+            raise
+        except OutcomeUnknown as exc:
+            await self._save(ahead, kind, "unknown", str(exc))
+            raise ActionFailed(str(exc)) from exc
+        except IncidentGone:
+            gone = replace(
+                ahead, outcome_unknown=False, taken_over=True, taken_over_reason="deleted on the page"
+            )
+            await self._save(gone, kind, "drift", "incident no longer exists")
+            return gone
+        done = apply(ahead)
+        done = replace(done, outcome_unknown=False)
+        await self._save(done, kind, "ok")
+        log.info("incident written", kind=kind, group=published.key, incident_id=published.incident_id)
+        return done
+
+    async def read_back(self, published: PublishedGroup) -> PublishedGroup:
+        assert published.incident_id is not None
+        try:
+            page = await self._api.show(published.incident_id)
+        except IncidentGone:
+            gone = replace(
+                published, outcome_unknown=False, taken_over=True, taken_over_reason="deleted on the page"
+            )
+            await self._save(gone, "read_back", "drift", "incident no longer exists")
+            return gone
+        except OutcomeUnknown as exc:
+            raise ActionFailed(str(exc)) from exc
+        after = after_read_back(published, page, self._clock())
+        if after != published:
+            outcome = "drift" if after.taken_over and not published.taken_over else "ok"
+            await self._save(after, "read_back", outcome, after.taken_over_reason or "")
+            if outcome == "drift":
+                log.warning(
+                    "incident taken over by a human",
+                    group=published.key,
+                    incident_id=published.incident_id,
+                    reason=after.taken_over_reason,
+                )
+        return after

@@ -1,0 +1,84 @@
+"""Reading an incident back from the page: pure reconciliation of what we think with what it shows.
+
+Two situations call for it: an update whose outcome is unknown (a 5xx, a timeout or a crash after the
+request left), and the periodic drift check of every open incident. The rule is the same: the page is
+the truth. If what it shows is explained by the bridge's own writes (the state we recorded, or one
+more update that may have landed), we adopt it and let the planner send whatever is still missing.
+Anything else — more updates than the bridge posted, a status, components or a name it did not
+set, a resolve it did not send — is a human at work: the episode is marked taken over and never touched
+again (DESIGN.md: respected, not fought).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bridge.domain import ComponentStatus, IncidentStatus, PublishedGroup
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """The part of a page incident the bridge compares with its own record."""
+
+    id: str
+    name: str
+    incident_status: IncidentStatus | None
+    """``None`` for a status value this version does not know (the API may add enum values)."""
+    components: Mapping[str, ComponentStatus]
+    """Component statuses as of the latest update (operational included)."""
+    update_count: int
+
+
+def _differs(published: PublishedGroup, page: IncidentView) -> str | None:
+    if page.incident_status != published.incident_status:
+        return f"status is {page.incident_status} on the page, {published.incident_status} published"
+    mine = {c: s for c, s in published.components.items() if s is not ComponentStatus.OPERATIONAL}
+    theirs = {c: s for c, s in page.components.items() if s is not ComponentStatus.OPERATIONAL}
+    if mine != theirs:
+        return "components differ from what the bridge published"
+    return None
+
+
+def after_read_back(published: PublishedGroup, page: IncidentView, now: datetime) -> PublishedGroup:
+    """The published record after comparing it with the page."""
+    if published.outcome_unknown and page.update_count in (
+        published.update_count,
+        published.update_count + 1,
+    ):
+        # Our last update did or did not land; either way the page now says what was published.
+        status = page.incident_status or published.incident_status
+        monitoring_since = (
+            (published.monitoring_since or now) if status is IncidentStatus.MONITORING else None
+        )
+        return replace(
+            published,
+            name=page.name,
+            incident_status=status,
+            components=dict(page.components) or dict(published.components),
+            update_count=page.update_count,
+            last_published_at=now
+            if page.update_count > published.update_count
+            else published.last_published_at,
+            monitoring_since=monitoring_since,
+            outcome_unknown=False,
+        )
+    reason: str | None
+    if page.update_count > published.update_count:
+        reason = f"{page.update_count - published.update_count} update(s) the bridge did not post"
+    else:
+        reason = _differs(published, page)
+    if reason is None and page.name != published.name:
+        reason = "renamed on the page"
+    if reason is None:
+        return replace(published, outcome_unknown=False)
+    return replace(
+        published,
+        incident_status=page.incident_status or published.incident_status,
+        components=dict(page.components),
+        update_count=page.update_count,
+        outcome_unknown=False,
+        taken_over=True,
+        taken_over_reason=reason,
+    )
