@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bridge.domain import ComponentStatus as CS
@@ -23,7 +24,7 @@ def pub(**kw: object) -> PublishedGroup:
         name="API",
         update_count=2,
     )
-    return PublishedGroup(**{**base.__dict__, **kw}) if kw else base  # type: ignore[arg-type]
+    return replace(base, **kw)  # type: ignore[arg-type]
 
 
 def view(
