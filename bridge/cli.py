@@ -26,16 +26,22 @@ class CommandError(Exception):
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from bridge.sandbox.seed import SeedError
     from bridge.sandbox.server import run_sandbox
 
-    run_sandbox(
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        rate_limit=args.rate_limit,
-        rate_capacity=args.rate_capacity,
-        rate_refill=args.rate_refill,
-    )
+    try:
+        run_sandbox(
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            rate_limit=args.rate_limit,
+            rate_capacity=args.rate_capacity,
+            rate_refill=args.rate_refill,
+        )
+    except SeedError as exc:
+        raise CommandError(f"sandbox seed: {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return EXIT_OK
 
 

@@ -1,0 +1,173 @@
+"""The sandbox seed: API keys and status pages with their structure (YAML, see README.md here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bridge.sandbox.state import Component, Page, new_id
+
+WRITE_SCOPE = "status_pages.publish_updates"
+
+DEFAULT_SEED: dict[str, Any] = {
+    "api_keys": [
+        {"token": "sandbox-writer", "scopes": [WRITE_SCOPE]},
+        {"token": "sandbox-reader", "scopes": []},
+    ],
+    "status_pages": [
+        {
+            "id": "01HSANDBOXPAGE000000000000",
+            "name": "Acme Status",
+            "subscribers": 12,
+            "structure": [
+                {"component": {"id": "01HCOMPAPI0000000000000000", "name": "API"}},
+                {
+                    "group": {
+                        "id": "01HGROUPWEB000000000000000",
+                        "name": "Web",
+                        "components": [
+                            {"id": "01HCOMPDASH000000000000000", "name": "Dashboard"},
+                            {"id": "01HCOMPSITE000000000000000", "name": "Website"},
+                        ],
+                    }
+                },
+                {"component": {"id": "01HCOMPDB00000000000000000", "name": "Database"}},
+            ],
+        }
+    ],
+}
+
+
+class SeedError(Exception):
+    """The seed file is unusable; the message names the file and the key."""
+
+
+@dataclass
+class Seed:
+    keys: dict[str, set[str]]
+    pages: list[Page]
+    rate_limit: dict[str, float] = field(default_factory=dict)
+
+
+def _component(
+    raw: Any, where: str, group: str | None, sub_page: str | None
+) -> tuple[Component, dict[str, Any]]:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        raise SeedError(f"{where}: a component needs a name")
+    comp = Component(str(raw.get("id") or new_id()), raw["name"], group, sub_page)
+    return comp, {
+        "component_id": comp.id,
+        "name": comp.name,
+        "hidden": bool(raw.get("hidden", False)),
+        "display_uptime": bool(raw.get("display_uptime", True)),
+    }
+
+
+def _group(raw: Any, where: str, sub_page: str | None, comps: dict[str, Component]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        raise SeedError(f"{where}: a group needs a name")
+    items = []
+    for i, c in enumerate(raw.get("components") or []):
+        comp, item = _component(c, f"{where}.components[{i}]", raw["name"], sub_page)
+        comps[comp.id] = comp
+        items.append(item)
+    return {
+        "id": str(raw.get("id") or new_id()),
+        "name": raw["name"],
+        "description": str(raw.get("description", "")),
+        "hidden": bool(raw.get("hidden", False)),
+        "display_aggregated_uptime": bool(raw.get("display_aggregated_uptime", True)),
+        "components": items,
+    }
+
+
+def _items(
+    raw: Any, where: str, sub_page: str | None, comps: dict[str, Component], *, allow_sub: bool
+) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise SeedError(f"{where}: expected a list")
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, Mapping) or len(item) != 1:
+            raise SeedError(f"{at}: each item is exactly one of component, group, sub_page")
+        ((kind, value),) = item.items()
+        if kind == "component":
+            comp, entry = _component(value, at, None, sub_page)
+            comps[comp.id] = comp
+            out.append({"component": entry})
+        elif kind == "group":
+            out.append({"group": _group(value, at, sub_page, comps)})
+        elif kind == "sub_page" and allow_sub:
+            if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+                raise SeedError(f"{at}: a sub_page needs a name")
+            name = value["name"]
+            out.append(
+                {
+                    "sub_page": {
+                        "id": str(value.get("id") or new_id()),
+                        "name": name,
+                        "items": _items(
+                            value.get("items") or [], f"{at}.items", name, comps, allow_sub=False
+                        ),
+                    }
+                }
+            )
+        else:
+            raise SeedError(f"{at}: unknown item kind {kind!r}")
+    return out
+
+
+def parse_seed(raw: Any, source: str = "seed") -> Seed:
+    if not isinstance(raw, Mapping):
+        raise SeedError(f"{source}: expected a mapping with api_keys and status_pages")
+    unknown = set(raw) - {"api_keys", "status_pages", "rate_limit"}
+    if unknown:
+        raise SeedError(f"{source}: unknown keys {sorted(unknown)}")
+    keys: dict[str, set[str]] = {}
+    for i, k in enumerate(raw.get("api_keys") or []):
+        if not isinstance(k, Mapping) or not isinstance(k.get("token"), str) or not k["token"]:
+            raise SeedError(f"{source}: api_keys[{i}] needs a token")
+        scopes = k.get("scopes") or []
+        if not isinstance(scopes, list):
+            raise SeedError(f"{source}: api_keys[{i}].scopes must be a list")
+        keys[k["token"]] = {str(s) for s in scopes}
+    pages = []
+    for i, p in enumerate(raw.get("status_pages") or []):
+        at = f"{source}: status_pages[{i}]"
+        if not isinstance(p, Mapping) or not isinstance(p.get("name"), str):
+            raise SeedError(f"{at} needs a name")
+        comps: dict[str, Component] = {}
+        structure = _items(p.get("structure") or [], f"{at}.structure", None, comps, allow_sub=True)
+        subscribers = p.get("subscribers", 0)
+        if not isinstance(subscribers, int) or subscribers < 0:
+            raise SeedError(f"{at}.subscribers must be a non-negative integer")
+        pages.append(
+            Page(
+                str(p.get("id") or new_id()),
+                p["name"],
+                subscribers,
+                structure,
+                comps,
+                str(p.get("description", "")),
+            )
+        )
+    rate = raw.get("rate_limit") or {}
+    if not isinstance(rate, Mapping):
+        raise SeedError(f"{source}: rate_limit must be a mapping")
+    return Seed(keys, pages, {str(k): float(v) for k, v in rate.items()})
+
+
+def load_seed_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SeedError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SeedError(f"{path}: not valid YAML: {exc}") from None
+    parse_seed(raw, str(path))
+    return dict(raw)

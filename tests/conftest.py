@@ -1,0 +1,122 @@
+"""Shared fixtures: a real sandbox on 127.0.0.1 whose every exchange is checked against the spec."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+
+from bridge.sandbox.app import Exchange, create_app
+from tests.openapi_contract import validate_request, validate_response
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_PATH = ROOT / "rules" / "sandbox-seed.yaml"
+PAGE_ID = "01HSANDBOXPAGE000000000000"
+BIG_PAGE_ID = "01HSANDBOXBIGPAGE000000000"
+COMPONENTS = {
+    "API": "01HCOMPAPI0000000000000000",
+    "Web/Dashboard": "01HCOMPDASH000000000000000",
+    "Web/Website": "01HCOMPSITE000000000000000",
+    "Database": "01HCOMPDB00000000000000000",
+    "EU/Payments/Payments API": "01HCOMPPAYEU00000000000000",
+}
+
+
+class FakeClock:
+    """Injected time: tests move it explicitly, never by sleeping."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@dataclass
+class SandboxServer:
+    url: str
+    app: web.Application
+    clock: FakeClock
+    writer_token: str = "sandbox-writer"
+    reader_token: str = "sandbox-reader"
+    page_id: str = PAGE_ID
+    big_page_id: str = BIG_PAGE_ID
+    components: dict[str, str] = field(default_factory=lambda: dict(COMPONENTS))
+    exchanges: list[Exchange] = field(default_factory=list)
+    response_problems: list[str] = field(default_factory=list)
+    request_problems: list[str] = field(default_factory=list)
+    allow_invalid_requests: bool = False
+
+    def record(self, ex: Exchange) -> None:
+        self.exchanges.append(ex)
+        self.response_problems += validate_response(
+            ex.method, ex.path, ex.status, ex.response_body, ex.response_headers.get("Content-Type")
+        )
+        # Requests the sandbox rejected for auth or injected faults still had to be well-formed.
+        self.request_problems += validate_request(ex.method, ex.path, ex.query, ex.request_body)
+
+    def check(self) -> None:
+        assert not self.response_problems, "sandbox responses violate the spec:\n" + "\n".join(
+            self.response_problems
+        )
+        if not self.allow_invalid_requests:
+            assert not self.request_problems, "requests violate the spec:\n" + "\n".join(
+                self.request_problems
+            )
+
+
+def seed() -> dict[str, Any]:
+    return dict(yaml.safe_load(SEED_PATH.read_text()))
+
+
+SandboxFactory = Callable[..., Awaitable[SandboxServer]]
+
+
+@pytest.fixture
+async def sandbox_factory() -> AsyncIterator[SandboxFactory]:
+    runners: list[tuple[web.AppRunner, SandboxServer]] = []
+
+    async def start(
+        *,
+        seed_data: dict[str, Any] | None = None,
+        clock: FakeClock | None = None,
+        **options: Any,
+    ) -> SandboxServer:
+        clock = clock or FakeClock()
+        holder: list[SandboxServer] = []
+        app = create_app(
+            seed_data if seed_data is not None else seed(),
+            clock=clock,
+            exchange_hook=lambda ex: holder[0].record(ex),  # noqa: PLW0108 (bound after the app exists)
+            **options,
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        server = SandboxServer(url=f"http://127.0.0.1:{port}", app=app, clock=clock)
+        holder.append(server)
+        runners.append((runner, server))
+        return server
+
+    yield start
+    for runner, _ in runners:
+        await runner.cleanup()
+    for _, server in runners:
+        server.check()
+
+
+@pytest.fixture
+async def sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
+    return await sandbox_factory()
