@@ -32,7 +32,7 @@ from bridge.observability import get_logger
 log = get_logger(__name__)
 
 
-class ActionFailed(Exception):  # noqa: N818 (reads as an outcome: "the action failed")
+class ActionFailed(Exception):
     """The page did not apply the action (known): back off and plan again later."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -40,11 +40,11 @@ class ActionFailed(Exception):  # noqa: N818 (reads as an outcome: "the action f
         self.retry_after = retry_after
 
 
-class OutcomeUnknown(Exception):  # noqa: N818 (named for what the caller must do: read back)
+class OutcomeUnknown(Exception):
     """The action may or may not have been applied: read the incident back before re-sending."""
 
 
-class IncidentGone(Exception):  # noqa: N818
+class IncidentGone(Exception):
     """The incident no longer exists on the page (deleted by a human)."""
 
 
