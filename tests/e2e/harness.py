@@ -1,0 +1,157 @@
+"""Real processes for end-to-end tests: Debian's Alertmanager and ``statusbridge`` itself.
+
+Each process listens on 127.0.0.1 on a free port, logs to a file in the test's tmp dir (printed on
+failure), and is stopped (SIGTERM, then SIGKILL) when the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ALERTMANAGER_BIN = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_http(url: str, *, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 2xx (I/O readiness, not the passing of time)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready")
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status < 300:
+                        return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not ready after {timeout}s")
+            await asyncio.sleep(0.05)
+
+
+@dataclass
+class Process:
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603 (our own test binaries)
+            list(self.argv),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: the crash tests' weapon."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            return None
+        finally:
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Alertmanager:
+    """A real Alertmanager on 127.0.0.1 (clustering off) sending to one webhook receiver."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        webhook_url: str,
+        *,
+        bearer: str | None = None,
+        group_by: Sequence[str] = ("alertname",),
+        group_wait: str = "200ms",
+        group_interval: str = "500ms",
+        repeat_interval: str = "1h",
+    ) -> None:
+        if ALERTMANAGER_BIN is None:
+            raise RuntimeError("prometheus-alertmanager is not installed (make test installs it)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        receiver: dict[str, Any] = {"url": webhook_url, "send_resolved": True}
+        if bearer:
+            receiver["http_config"] = {"authorization": {"type": "Bearer", "credentials": bearer}}
+        config = {
+            "route": {
+                "receiver": "statusbridge",
+                "group_by": list(group_by),
+                "group_wait": group_wait,
+                "group_interval": group_interval,
+                "repeat_interval": repeat_interval,
+            },
+            "receivers": [{"name": "statusbridge", "webhook_configs": [receiver]}],
+        }
+        (tmp / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        (tmp / "am-data").mkdir(exist_ok=True)
+        self.process = Process(
+            [
+                ALERTMANAGER_BIN,
+                f"--config.file={tmp / 'alertmanager.yml'}",
+                f"--storage.path={tmp / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.external-url={self.url}",
+                "--cluster.listen-address=",
+            ],
+            tmp / "alertmanager.log",
+        )
+
+    async def start(self) -> None:
+        self.process.start()
+        await wait_http(f"{self.url}/-/ready", proc=self.process.proc)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    async def post(self, alerts: Sequence[Mapping[str, Any]]) -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{self.url}/api/v2/alerts", json=list(alerts)) as resp:
+                body = await resp.text()
+                assert resp.status == 200, (resp.status, body)
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{self.url}/api/v2/alerts") as resp:
+                return list(json.loads(await resp.text()))
+
+
+def statusbridge_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bridge.cli", *args]
