@@ -69,7 +69,9 @@ def test_bad_seed_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-async def test_schemathesis_finds_no_server_error_or_schema_violation(sandbox_process: tuple[str, Process]) -> None:
+async def test_schemathesis_finds_no_server_error_or_schema_violation(
+    sandbox_process: tuple[str, Process], tmp_path: Path
+) -> None:
     url, proc = sandbox_process
     await wait_http(url + "/", proc=proc.proc)
     result = subprocess.run(  # noqa: S603
@@ -98,6 +100,7 @@ async def test_schemathesis_finds_no_server_error_or_schema_violation(sandbox_pr
         text=True,
         timeout=300,
         check=False,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
