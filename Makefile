@@ -28,7 +28,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 sandbox: venv
-	$(BIN)/statusbridge sandbox --seed rules/sandbox-seed.yaml
+	$(BIN)/statusbridge sandbox --seed rules/sandbox/seed.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

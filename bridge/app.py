@@ -1,1 +1,269 @@
-"""Application factory and lifecycle of ``statusbridge serve``."""
+"""Application factory and lifecycle of ``statusbridge serve`` (aiohttp: app factory, cleanup_ctx).
+
+Start-up order, each a ``cleanup_ctx`` entry that also undoes itself at shutdown: the store (with its
+migrations), the incident.io client, the rules (resolved against the page structure when the API is
+reachable), and the reconcile loop. SIGTERM turns ``/readyz`` to 503 first, then stops the loop
+(letting an in-flight pass finish within ``shutdown_timeout``) and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+
+import aiohttp
+from aiohttp import web
+
+from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
+from bridge.engine.executor import Executor
+from bridge.engine.model import Policy
+from bridge.engine.pageapi import ClientPageAPI
+from bridge.engine.reconciler import Reconciler
+from bridge.incidentio.client import StatusPageClient
+from bridge.incidentio.errors import IncidentIOError
+from bridge.incidentio.ratelimit import TokenBucket
+from bridge.ingest.auth import WebhookAuth
+from bridge.ingest.routes import Ingest, WebhookError
+from bridge.observability import configure_logging, get_logger, register_secret
+from bridge.rules import RulesError, RulesHolder
+from bridge.settings import Settings, SettingsError
+from bridge.store import StoreError, open_store
+from bridge.web import RUNTIME, Runtime, admin_routes
+
+log = get_logger(__name__)
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error answer is JSON naming the problem, the framework's own 404/405/413 included;
+    an unexpected failure is a 500 with no traceback for the caller."""
+    try:
+        return await handler(request)
+    except WebhookError:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        message = exc.reason
+        if exc.status == 413:
+            message = "request body too large"
+        elif exc.status == 405:
+            message = f"method {request.method} not allowed on {request.path}"
+        elif exc.status == 404:
+            message = f"no such endpoint: {request.path}"
+        return web.json_response(
+            {"error": {"status": exc.status, "message": message}},
+            status=exc.status,
+            headers=_keep_headers(exc),
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("request failed", path=request.path, method=request.method)
+        return web.json_response({"error": {"status": 500, "message": "internal error"}}, status=500)
+
+
+def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    problems = dict(rt.readiness)
+    if rt.stopping.is_set():
+        problems["shutdown"] = "shutting down"
+    if rt.store is not None:
+        try:
+            await rt.store.ping()
+        except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
+            problems["store"] = f"unreachable: {type(exc).__name__}"
+    if rt.rules is not None and rt.rules.last_error:
+        problems["rules"] = f"reload failed, previous rules in use: {rt.rules.last_error}"
+    ready = not {k: v for k, v in problems.items() if k != "rules"}
+    return web.json_response({"ready": ready, "problems": problems}, status=200 if ready else 503)
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    rt.store = await open_store(rt.settings.store_url)
+    yield
+    await rt.store.close()
+
+
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    key = rt.settings.api_key()
+    if key is None:
+        rt.readiness["incidentio"] = "no API key: nothing is published (set STATUSBRIDGE_INCIDENTIO_API_KEY)"
+        yield
+        return
+    register_secret(key.get_secret_value())
+    s = rt.settings
+    async with aiohttp.ClientSession() as session:
+        rt.client = StatusPageClient(
+            session,
+            key,
+            base_url=s.incidentio_base_url,
+            timeout=s.incidentio_timeout.total_seconds(),
+            rate_limiter=TokenBucket(s.incidentio_rate_capacity, s.incidentio_rate_refill),
+        )
+        yield
+        rt.client = None
+
+
+async def page_directory(client: StatusPageClient) -> PageDirectory:
+    """Every page the key can see, with its components, for resolving the names rules use."""
+    pages = []
+    for page in await client.list_status_pages():
+        structure = await client.show_structure(page.id)
+        pages.append(
+            PageInfo(
+                id=page.id,
+                name=page.name,
+                components=tuple(
+                    PageComponent(id=c.id, name=c.name, group=c.group, sub_page=c.sub_page)
+                    for c in structure.components
+                ),
+            )
+        )
+    return PageDirectory(tuple(pages))
+
+
+async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    path = rt.settings.rules_path
+    if path is None:
+        rt.readiness["rules"] = "no rules: set STATUSBRIDGE_RULES_PATH"
+        yield
+        return
+    directory: PageDirectory | None = None
+    if rt.client is not None:
+        try:
+            directory = await page_directory(rt.client)
+        except IncidentIOError as exc:
+            log.warning(
+                "could not read the status pages; rule names stay unresolved until a reload", error=str(exc)
+            )
+    try:
+        rt.rules = RulesHolder(path, directory=directory, on_reload=rt.changed.set)
+    except RulesError as exc:
+        raise SettingsError(f"STATUSBRIDGE_RULES_PATH: {exc}") from None
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, rt.rules.reload)
+    watcher = asyncio.create_task(_watch_rules(rt))
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def _watch_rules(rt: Runtime) -> None:
+    while True:
+        await asyncio.sleep(2)
+        if rt.rules is not None and rt.rules.changed_on_disk():
+            rt.rules.reload()
+
+
+async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    s = rt.settings
+    executor = None
+    if rt.client is not None and s.mode == "live":
+        executor = Executor(ClientPageAPI(rt.client), rt.get_store(), rt.clock)
+    rt.reconciler = Reconciler(
+        store=rt.get_store(),
+        evaluate=rt.evaluate,
+        executor=executor,
+        clock=rt.clock,
+        policy=Policy(coalesce_window=s.coalesce_window),
+        alert_ttl=s.alert_ttl,
+        interval=s.reconcile_interval,
+    )
+    task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
+    yield
+    rt.stopping.set()
+    try:
+        await asyncio.wait_for(task, timeout=s.shutdown_timeout.total_seconds())
+    except TimeoutError:
+        log.warning("reconcile pass did not finish before the shutdown deadline")
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[RUNTIME].stopping.set()
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
+    rt = Runtime(settings=settings, clock=clock)
+    auth = WebhookAuth(
+        bearer=settings.webhook_bearer_token,
+        basic_user=settings.webhook_basic_username,
+        basic_password=settings.webhook_basic_password,
+        hmac_secret=settings.grafana_hmac_secret,
+        hmac_header=settings.grafana_hmac_header,
+        hmac_timestamp_header=settings.grafana_hmac_timestamp_header,
+        hmac_max_skew=settings.grafana_hmac_max_skew,
+    )
+    rt.ingest = Ingest(
+        rt.get_store, auth, max_body=settings.webhook_max_body_bytes, clock=clock, on_change=rt.changed.set
+    )
+    app = web.Application(middlewares=[json_errors], client_max_size=settings.webhook_max_body_bytes)
+    app[RUNTIME] = rt
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_routes(rt.ingest.routes())
+    app.router.add_routes(admin_routes())
+    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _rules_ctx, _reconciler_ctx])
+    app.on_shutdown.append(_on_shutdown)
+    return app
+
+
+def check_startup(settings: Settings) -> None:
+    """Refuse configurations that would run unsafely (clear messages, no traceback)."""
+    if not settings.webhook_auth_configured and settings.webhook_auth != "none":
+        raise SettingsError(
+            "webhooks would be open to anyone: configure STATUSBRIDGE_WEBHOOK_BEARER_TOKEN, "
+            "STATUSBRIDGE_WEBHOOK_BASIC_USERNAME/_PASSWORD or STATUSBRIDGE_GRAFANA_HMAC_SECRET, "
+            "or set STATUSBRIDGE_WEBHOOK_AUTH=none explicitly"
+        )
+
+
+def run_server(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    for secret in (
+        settings.webhook_bearer_token,
+        settings.webhook_basic_password,
+        settings.grafana_hmac_secret,
+        settings.admin_token,
+        settings.incidentio_api_key,
+    ):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    check_startup(settings)
+    app = create_app(settings)
+    log.info("statusbridge starting", host=settings.host, port=settings.port, mode=settings.mode)
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout.total_seconds(),
+            handle_signals=True,
+        )
+    except StoreError as exc:
+        raise SettingsError(str(exc)) from None
+    except OSError as exc:
+        raise SettingsError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None

@@ -12,9 +12,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge import __version__
-from bridge.settings import SettingsError, load_settings
+from bridge.domain import PageDirectory
+from bridge.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,12 +56,122 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_check(args: argparse.Namespace) -> int:  # noqa: ARG001
-    raise CommandError("check: not available yet")
+def _directory(settings: Settings) -> PageDirectory | None:
+    """The live pages and components, when API settings are given (None offline)."""
+    import asyncio
+
+    import aiohttp
+
+    from bridge.app import page_directory
+    from bridge.incidentio.client import StatusPageClient
+    from bridge.incidentio.errors import IncidentIOError
+
+    key = settings.api_key()
+    if key is None:
+        return None
+
+    async def fetch() -> PageDirectory:
+        async with aiohttp.ClientSession() as session:
+            client = StatusPageClient(
+                session,
+                key,
+                base_url=settings.incidentio_base_url,
+                timeout=settings.incidentio_timeout.total_seconds(),
+            )
+            return await page_directory(client)
+
+    try:
+        return asyncio.run(fetch())
+    except IncidentIOError as exc:
+        raise CommandError(
+            f"cannot read the status pages from {settings.incidentio_base_url}: {exc}"
+        ) from None
 
 
-def _cmd_test_rules(args: argparse.Namespace) -> int:  # noqa: ARG001
-    raise CommandError("test-rules: not available yet")
+def _cmd_check(args: argparse.Namespace) -> int:
+    from bridge.rules import check_rules
+
+    settings = load_settings(args.config)
+    path = args.rules or settings.rules_path
+    if path is None:
+        raise CommandError("check: no rules given (--rules PATH or STATUSBRIDGE_RULES_PATH)")
+    directory = _directory(settings)
+    problems = check_rules(path, directory)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {path}", file=sys.stderr)
+        return EXIT_FAILED
+    where = "against the live status pages" if directory is not None else "offline (names not resolved)"
+    print(f"{path}: rules OK ({where})")
+    return EXIT_OK
+
+
+def _cmd_test_rules(args: argparse.Namespace) -> int:
+    import json
+
+    from bridge.domain import utcnow
+    from bridge.ingest.payloads import PayloadError, parse_any
+    from bridge.rules import RulesError, load_rules
+
+    settings = load_settings(args.config)
+    directory = _directory(settings)
+    try:
+        ruleset = load_rules(args.rules, directory)
+    except RulesError as exc:
+        raise CommandError(f"rules:\n{exc}") from None
+    try:
+        payload = json.loads(args.payload.read_text(encoding="utf-8"))
+        alerts = parse_any(payload, utcnow())
+    except OSError as exc:
+        raise CommandError(f"{args.payload}: {exc.strerror}") from None
+    except (ValueError, PayloadError) as exc:
+        raise CommandError(f"{args.payload}: {exc}") from None
+    evaluation = ruleset.evaluate(alerts)
+    report: list[dict[str, Any]] = []
+    for alert in alerts:
+        impacts = [
+            i
+            for i in evaluation.impacts
+            if i.alert_fingerprint == alert.fingerprint and i.alert_source == alert.source
+        ]
+        report.append(
+            {
+                "alert": dict(alert.labels),
+                "status": alert.status.value,
+                "fingerprint": alert.fingerprint,
+                "rules": evaluation.matches.get((alert.source.value, alert.fingerprint), []),
+                "impacts": [
+                    {
+                        "status_page": i.status_page,
+                        "component": i.component_name or i.component,
+                        "component_id": i.component if directory is not None else None,
+                        "status": i.status.value,
+                        "group": i.group_key,
+                        "incident_name": i.incident_name,
+                        "message": i.message,
+                    }
+                    for i in impacts
+                ],
+            }
+        )
+    if args.output == "json":
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    for item in report:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(item["alert"].items()))
+        print(f"alert {{{labels}}} [{item['status']}]")
+        if not item["rules"]:
+            print("  no rule matches")
+        for rule in item["rules"]:
+            print(f"  matches rule {rule!r}")
+        for i in item["impacts"]:
+            print(f"    {i['component']} -> {i['status']}  (group {i['group']})")
+            print(f"      incident: {i['incident_name']}")
+            print(f"      message:  {i['message']}")
+        if item["status"] == "resolved" and item["rules"]:
+            print("  resolved: no impact")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

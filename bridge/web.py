@@ -1,1 +1,231 @@
-"""HTTP routes of the daemon that are not webhooks: health, readiness, the admin API."""
+"""The bridge's own HTTP API under ``/api/v1/`` (admin token required) and its OpenAPI document.
+
+``GET /api/v1/state`` explains the bridge: the active alerts, every incident group's desired and
+published state, what the planner holds back and why, and for each component the alerts and rule
+behind its status. The OpenAPI document served at ``/api/v1/openapi.json`` is kept in sync with the
+routes by a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bridge.domain import Alert, Impact, PublishedGroup
+from bridge.engine.reconciler import Reconciler
+from bridge.incidentio.client import StatusPageClient
+from bridge.ingest.routes import Ingest
+from bridge.rules import RulesHolder
+from bridge.settings import Settings
+from bridge.store import Store
+
+
+@dataclass
+class Runtime:
+    """Everything the running daemon holds; one per app."""
+
+    settings: Settings
+    clock: Callable[[], datetime]
+    store: Store | None = None
+    client: StatusPageClient | None = None
+    rules: RulesHolder | None = None
+    reconciler: Reconciler | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    readiness: dict[str, str] = field(default_factory=dict)
+    """Component -> problem; empty means ready."""
+    ingest: Ingest | None = None
+
+    def get_store(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("store not open")
+        return self.store
+
+    def evaluate(self, alerts: Sequence[Alert]) -> Sequence[Impact]:
+        if self.rules is None:
+            return []
+        return self.rules.current.evaluate(alerts).impacts
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "StatusBridge admin API", "version": "1"},
+    "components": {
+        "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["status", "message"],
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "message": {"type": "string"},
+                            "field": {"type": "string"},
+                        },
+                    }
+                },
+            },
+            "State": {
+                "type": "object",
+                "required": ["mode", "alerts", "groups"],
+                "properties": {
+                    "mode": {"type": "string", "enum": ["live", "shadow"]},
+                    "last_pass_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "alerts": {"type": "array", "items": {"type": "object"}},
+                    "groups": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}},
+                },
+            },
+            "Group": {
+                "type": "object",
+                "required": ["key", "desired", "published", "actions", "held", "error"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "desired": {"type": "object", "nullable": True},
+                    "published": {"type": "object", "nullable": True},
+                    "actions": {"type": "array", "items": {"type": "object"}},
+                    "held": {"type": "string", "nullable": True},
+                    "error": {"type": "string", "nullable": True},
+                },
+            },
+        },
+    },
+    "security": [{"admin": []}],
+    "paths": {
+        "/api/v1/state": {
+            "get": {
+                "summary": "Alerts, desired vs published state per group, and why each component has its status",
+                "responses": {
+                    "200": {
+                        "description": "state",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/State"}}},
+                    },
+                    "401": {
+                        "description": "missing or wrong admin token",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "403": {
+                        "description": "admin API disabled (no STATUSBRIDGE_ADMIN_TOKEN)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    },
+}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message}}, status=status)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "value") and not isinstance(value, int | float | str | bool):
+        return value.value
+    return value
+
+
+def _group(published: PublishedGroup | None) -> Any:
+    return None if published is None else _jsonable(asdict(published))
+
+
+def admin_only(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        token = request.app[RUNTIME].settings.admin_token
+        if token is None:
+            return _error(403, "the admin API is disabled: set STATUSBRIDGE_ADMIN_TOKEN")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.encode(), token.get_secret_value().encode()
+        ):
+            return web.json_response(
+                {"error": {"status": 401, "message": "admin token required (Authorization: Bearer …)"}},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="statusbridge-admin"'},
+            )
+        return await handler(request)
+
+    return wrapped
+
+
+async def state(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    store = rt.get_store()
+    alerts = await store.list_alerts(include_resolved=False, limit=1000)
+    published = await store.load_groups()
+    last = rt.reconciler.last if rt.reconciler is not None else None
+    groups = []
+    keys = set(published) | (set(last.groups) if last else set())
+    for key in sorted(keys):
+        report = last.groups.get(key) if last else None
+        desired = report.desired if report else None
+        groups.append(
+            {
+                "key": key,
+                "desired": _jsonable(asdict(desired)) if desired is not None else None,
+                "published": _group(published.get(key)),
+                "actions": [
+                    {"type": type(a).__name__, **_jsonable(asdict(a))}
+                    for a in (report.plan.actions if report else ())
+                ],
+                "held": report.plan.held if report else None,
+                "error": report.error if report else None,
+            }
+        )
+    return web.json_response(
+        {
+            "mode": rt.settings.mode,
+            "last_pass_at": last.at.isoformat() if last else None,
+            "alerts": [
+                {
+                    "source": s.alert.source.value,
+                    "fingerprint": s.alert.fingerprint,
+                    "labels": dict(s.alert.labels),
+                    "status": s.alert.status.value,
+                    "starts_at": s.alert.starts_at.isoformat(),
+                    "last_received_at": s.last_received_at.isoformat(),
+                }
+                for s in alerts
+            ],
+            "groups": groups,
+        }
+    )
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+def admin_routes() -> list[web.RouteDef]:
+    return [web.get("/api/v1/state", admin_only(state)), web.get("/api/v1/openapi.json", openapi)]

@@ -16,7 +16,7 @@ from bridge.sandbox.app import Exchange, create_app
 from tests.openapi_contract import validate_request, validate_response
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_PATH = ROOT / "rules" / "sandbox-seed.yaml"
+SEED_PATH = ROOT / "rules" / "sandbox" / "seed.yaml"
 PAGE_ID = "01HSANDBOXPAGE000000000000"
 BIG_PAGE_ID = "01HSANDBOXBIGPAGE000000000"
 COMPONENTS = {

@@ -1,1 +1,31 @@
-"""Durable state: alerts, incident groups, published state, the action log."""
+"""Durable state: alerts, incident groups, published state, the action log.
+
+``open_store(url)`` picks the backend from the URL: ``sqlite:///relative.db``,
+``sqlite:////absolute/path.db`` (optionally ``?synchronous=full``); PostgreSQL comes with HA.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from bridge.store.base import Store, StoredAlert, StoreError, UpsertResult
+from bridge.store.sqlite import SQLiteStore
+
+__all__ = ["SQLiteStore", "Store", "StoreError", "StoredAlert", "UpsertResult", "open_store"]
+
+
+async def open_store(url: str) -> Store:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise StoreError(
+                "STATUSBRIDGE_STORE_URL: sqlite URLs name a file: sqlite:///relative.db or sqlite:////abs.db"
+            )
+        sync = parse_qs(parts.query).get("synchronous", ["normal"])[0].upper()
+        if sync not in ("NORMAL", "FULL", "EXTRA"):
+            raise StoreError("STATUSBRIDGE_STORE_URL: synchronous must be normal, full or extra")
+        return await SQLiteStore.open(path, synchronous=sync)
+    if parts.scheme in ("postgres", "postgresql"):
+        raise StoreError("STATUSBRIDGE_STORE_URL: the PostgreSQL store is not available in this version yet")
+    raise StoreError(f"STATUSBRIDGE_STORE_URL: unsupported scheme {parts.scheme!r} (use sqlite:///path.db)")

@@ -1,0 +1,97 @@
+"""The engine's view of a status page, over the incident.io client.
+
+Turns the client's exception tree into the three outcomes the executor acts on: failed (known not
+applied), outcome unknown (read back first), incident gone (deleted by a human).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from bridge.domain import ComponentStatus, IncidentStatus
+from bridge.engine.executor import ActionFailed, IncidentGone, OutcomeUnknown
+from bridge.engine.model import CreateIncident, RenameIncident, UpdateIncident
+from bridge.engine.readback import IncidentView
+from bridge.incidentio import errors
+from bridge.incidentio.client import StatusPageClient
+from bridge.incidentio.models import Incident
+from bridge.incidentio.models import IncidentStatus as ApiIncidentStatus
+
+T = TypeVar("T")
+
+
+def incident_view(incident: Incident) -> IncidentView:
+    try:
+        status: IncidentStatus | None = IncidentStatus(str(incident.incident_status))
+    except ValueError:
+        status = None
+    components = {}
+    for cid, value in incident.current_components().items():
+        try:
+            components[cid] = ComponentStatus(value)
+        except ValueError:
+            components[cid] = ComponentStatus.OPERATIONAL
+    return IncidentView(
+        id=incident.id,
+        name=incident.name,
+        incident_status=status,
+        components=components,
+        update_count=len(incident.updates),
+    )
+
+
+async def _call(request: Awaitable[T]) -> T:
+    try:
+        return await request
+    except errors.NotFound as exc:
+        raise IncidentGone(str(exc)) from exc
+    except errors.OutcomeUnknown as exc:
+        raise OutcomeUnknown(str(exc)) from exc
+    except errors.RateLimited as exc:
+        raise ActionFailed(str(exc), retry_after=exc.retry_after) from exc
+    except errors.IncidentIOError as exc:
+        raise ActionFailed(str(exc)) from exc
+
+
+class ClientPageAPI:
+    def __init__(self, client: StatusPageClient) -> None:
+        self._client = client
+
+    async def create(self, action: CreateIncident) -> IncidentView:
+        try:
+            return incident_view(await self._create(action))
+        except IncidentGone as exc:  # the page itself is unknown: nothing was created
+            raise ActionFailed(str(exc)) from exc
+
+    async def _create(self, action: CreateIncident) -> Incident:
+        return await _call(
+            self._client.create_incident(
+                status_page_id=action.status_page_id,
+                name=action.name,
+                message=action.message,
+                idempotency_key=action.idempotency_key,
+                notify_subscribers=action.notify_subscribers,
+                incident_status=ApiIncidentStatus(action.incident_status.value),
+                component_statuses={c: s.value for c, s in action.components.items()} or None,
+            )
+        )
+
+    async def update(self, action: UpdateIncident) -> None:
+        await _call(
+            self._client.create_incident_update(
+                incident_id=action.incident_id,
+                message=action.message,
+                notify_subscribers=action.notify_subscribers,
+                incident_status=ApiIncidentStatus(action.incident_status.value),
+                component_statuses=None
+                if action.components is None
+                else {c: s.value for c, s in action.components.items()},
+            )
+        )
+
+    async def rename(self, action: RenameIncident) -> None:
+        await _call(self._client.rename_incident(action.incident_id, action.name))
+
+    async def show(self, incident_id: str) -> IncidentView:
+        return incident_view(await _call(self._client.show_incident(incident_id)))

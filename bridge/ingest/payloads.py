@@ -1,0 +1,143 @@
+"""Parsing webhook payloads into normalized alerts: Alertmanager (version 4) and Grafana (version 1).
+
+Pure functions of the decoded JSON and the receive time. They reject only what is truly malformed,
+because a rejected delivery is re-sent by Alertmanager at every ``group_interval`` and its resolve
+is never sent: unknown extra fields are fine (newer senders add them). Every rejection names the
+field, e.g. ``alerts[3].startsAt: not an RFC 3339 time``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.domain import ZERO_TIME, Alert, AlertStatus, Source
+
+
+class PayloadError(Exception):
+    """A payload that will never be accepted: answered 422 (or 400 for syntax) with the field."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.status = status
+        self.detail = message
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's ``LabelSet.Fingerprint()``: FNV-1a 64 over sorted name/0xff/value/0xff."""
+    h = 0xCBF29CE484222325
+    for name in sorted(labels):
+        for part in (name.encode(), b"\xff", labels[name].encode(), b"\xff"):
+            for byte in part:
+                h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def _str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
+    if value is None:
+        if required:
+            raise PayloadError("is required", field=field)
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError("must be an object of strings", field=field)
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise PayloadError("must be a string", field=f"{field}.{k}")
+    return dict(value)
+
+
+def _time(value: Any, field: str, *, required: bool) -> datetime | None:
+    if value is None or value == "":
+        if required:
+            raise PayloadError("is required", field=field)
+        return None
+    if not isinstance(value, str):
+        raise PayloadError("not an RFC 3339 time", field=field)
+    text = value
+    # Go's RFC3339Nano has up to 9 fractional digits; Python keeps microseconds.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        frac, tail = rest[:digits], rest[digits:]
+        text = f"{head}.{frac[:6].ljust(6, '0')}{tail}" if frac else head + tail
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError("not an RFC 3339 time", field=field) from None
+    if parsed.tzinfo is None:
+        raise PayloadError("an RFC 3339 time needs a time zone", field=field)
+    parsed = parsed.astimezone(UTC)
+    return None if parsed <= ZERO_TIME else parsed
+
+
+def _alert(raw: Any, where: str, source: Source, received_at: datetime) -> Alert:
+    if not isinstance(raw, dict):
+        raise PayloadError("must be an object", field=where)
+    status = raw.get("status")
+    if status not in ("firing", "resolved"):
+        raise PayloadError("must be 'firing' or 'resolved'", field=f"{where}.status")
+    labels = _str_map(raw.get("labels"), f"{where}.labels", required=True)
+    annotations = _str_map(raw.get("annotations"), f"{where}.annotations", required=False)
+    starts_at = _time(raw.get("startsAt"), f"{where}.startsAt", required=True)
+    if starts_at is None:
+        raise PayloadError("must be a real time, not the zero time", field=f"{where}.startsAt")
+    ends_at = _time(raw.get("endsAt"), f"{where}.endsAt", required=False)
+    fp = raw.get("fingerprint")
+    if fp is not None and (not isinstance(fp, str) or not fp or len(fp) > 128):
+        raise PayloadError("must be a non-empty string", field=f"{where}.fingerprint")
+    url = raw.get("generatorURL", "")
+    if not isinstance(url, str):
+        raise PayloadError("must be a string", field=f"{where}.generatorURL")
+    firing = status == "firing"
+    return Alert(
+        source=source,
+        fingerprint=fp or fingerprint(labels),
+        labels=labels,
+        annotations=annotations,
+        status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
+        starts_at=starts_at,
+        ends_at=None if firing else (ends_at or received_at),
+        generator_url=url,
+        received_at=received_at,
+    )
+
+
+def _alerts(body: Any, source: Source, received_at: datetime) -> list[Alert]:
+    raw = body.get("alerts")
+    if not isinstance(raw, list):
+        raise PayloadError("must be an array", field="alerts")
+    return [_alert(a, f"alerts[{i}]", source, received_at) for i, a in enumerate(raw)]
+
+
+def parse_alertmanager(body: Any, received_at: datetime) -> list[Alert]:
+    if not isinstance(body, dict):
+        raise PayloadError("the payload must be a JSON object")
+    version = body.get("version")
+    if version != "4":
+        raise PayloadError(
+            f'unsupported Alertmanager webhook version {version!r} (expected "4")', field="version"
+        )
+    return _alerts(body, Source.ALERTMANAGER, received_at)
+
+
+def parse_grafana(body: Any, received_at: datetime) -> list[Alert]:
+    if not isinstance(body, dict):
+        raise PayloadError("the payload must be a JSON object")
+    if "alerts" not in body and ("evalMatches" in body or "ruleName" in body):
+        raise PayloadError(
+            "legacy Grafana alerting (before 8) is not supported: use a unified alerting webhook contact point",
+            field="version",
+        )
+    version = body.get("version")
+    if version is not None and version != "1":
+        raise PayloadError(f'unsupported Grafana webhook version {version!r} (expected "1")', field="version")
+    return _alerts(body, Source.GRAFANA, received_at)
+
+
+def parse_any(body: Any, received_at: datetime) -> list[Alert]:
+    """Either kind, told apart by ``version`` (for offline tools such as ``test-rules``)."""
+    if isinstance(body, dict) and body.get("version") == "4":
+        return parse_alertmanager(body, received_at)
+    return parse_grafana(body, received_at)

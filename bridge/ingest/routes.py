@@ -1,0 +1,124 @@
+"""The webhook endpoints: authenticate, bound, parse, normalize, commit — then answer 2xx.
+
+Order of checks (each a JSON error naming the problem): authentication (401, whatever the body),
+size (413), content type (415), JSON syntax (400), payload schema (422). Only a store failure is a
+5xx (503 with Retry-After, so Alertmanager retries). Nothing is stored unless the whole payload is
+valid: one transaction per webhook.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bridge.domain import Alert
+from bridge.ingest.auth import WebhookAuth
+from bridge.ingest.payloads import PayloadError, parse_alertmanager, parse_grafana
+from bridge.observability import get_logger
+from bridge.store.base import Store
+
+log = get_logger(__name__)
+
+Parser = Callable[[Any, datetime], list[Alert]]
+
+
+class WebhookError(web.HTTPException):
+    """An error answer with a JSON body ``{"error": {"status", "message", "field"?}}``."""
+
+    def __init__(
+        self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        self.status_code = status
+        error: dict[str, Any] = {"status": status, "message": message}
+        if field:
+            error["field"] = field
+        super().__init__(text=json.dumps({"error": error}), content_type="application/json", headers=headers)
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        auth: WebhookAuth,
+        *,
+        max_body: int,
+        clock: Callable[[], datetime],
+        on_change: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._auth = auth
+        self._max_body = max_body
+        self._clock = clock
+        self._on_change = on_change
+        self.received = {"alertmanager": 0, "grafana": 0}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/webhooks/alertmanager", self._handler("alertmanager", parse_alertmanager)),
+            web.post("/webhooks/grafana", self._handler("grafana", parse_grafana)),
+            web.put("/webhooks/grafana", self._handler("grafana", parse_grafana)),
+        ]
+
+    def _handler(self, source: str, parse: Parser) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self._handle(request, source, parse)
+
+        return handle
+
+    async def _handle(self, request: web.Request, source: str, parse: Parser) -> web.Response:
+        now = self._clock()
+        grafana = source == "grafana"
+        header_ok = self._auth.open or self._auth.header_ok(request.headers)
+        needs_hmac = not header_ok and self._auth.applies_hmac(grafana)
+        if not header_ok and not (needs_hmac and self._auth.hmac_header in request.headers):
+            raise WebhookError(
+                401, "authentication required", headers={"WWW-Authenticate": 'Bearer realm="statusbridge"'}
+            )
+        length = request.content_length
+        if length is not None and length > self._max_body:
+            raise WebhookError(413, f"body larger than {self._max_body} bytes")
+        body = await self._read(request)
+        if needs_hmac and not self._auth.hmac_ok(request.headers, body, now):
+            raise WebhookError(
+                401, "bad or expired HMAC signature", headers={"WWW-Authenticate": "HMAC-SHA256"}
+            )
+        if request.content_type != "application/json":
+            raise WebhookError(
+                415, f"expected Content-Type application/json, got {request.content_type or 'none'}"
+            )
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise WebhookError(400, f"body is not valid JSON: {detail}") from None
+        try:
+            alerts = parse(payload, now)
+        except PayloadError as exc:
+            raise WebhookError(exc.status, exc.detail, exc.field) from None
+        try:
+            result = await self._store().upsert_alerts(alerts)
+        except Exception:
+            log.exception("storing alerts failed", source=source, alerts=len(alerts))
+            raise WebhookError(
+                503, "the alert store is unavailable; retry later", headers={"Retry-After": "5"}
+            ) from None
+        self.received[source] += 1
+        if isinstance(payload, dict) and payload.get("truncatedAlerts"):
+            log.warning("sender truncated alerts", source=source, truncated=payload.get("truncatedAlerts"))
+        if result.changed:
+            self._on_change()
+        return web.json_response({"received": result.received, "changed": result.changed})
+
+    async def _read(self, request: web.Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_body:
+                raise WebhookError(413, f"body larger than {self._max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,136 @@
+"""The store protocol: what every backend (SQLite now, PostgreSQL for HA) must provide.
+
+The store is the only durable state of the bridge: alerts as received (committed before a webhook is
+acknowledged), the published state of every incident group (committed with the outcome of the
+action that changed it), and the action log. One contract test suite runs against every backend.
+
+Alert identity: an instance is ``(source, fingerprint, starts_at)``. A series that fires again keeps
+its fingerprint and gets a new ``starts_at``, so a late resolve of an old instance can never resolve
+the new one. Resolved is terminal for an instance: a late repeat of its firing notification does not
+reopen it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bridge.domain import (
+    ActionRecord,
+    Alert,
+    AlertStatus,
+    ComponentStatus,
+    IncidentStatus,
+    PublishedGroup,
+    Source,
+)
+
+
+class StoreError(Exception):
+    """The store cannot be used (bad URL, unreachable, corrupt); the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    alert: Alert
+    first_received_at: datetime
+    last_received_at: datetime
+    receive_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    received: int
+    changed: int
+    """Instances that are new or changed status: what is worth waking the reconciler for."""
+
+
+class Store(Protocol):
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult: ...
+    async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
+    async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]: ...
+    async def prune_alerts(self, *, resolved_before: datetime) -> int: ...
+    async def load_groups(self) -> dict[str, PublishedGroup]: ...
+    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
+    async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+# --- encoding shared by the backends -----------------------------------------------------------
+
+
+def ts(value: datetime) -> str:
+    """Fixed-width UTC text: sorts like the instant it encodes."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def alert_row(alert: Alert) -> tuple[Any, ...]:
+    return (
+        alert.source.value,
+        alert.fingerprint,
+        ts(alert.starts_at),
+        alert.status.value,
+        ts(alert.ends_at) if alert.ends_at else None,
+        json.dumps(dict(alert.labels), sort_keys=True, separators=(",", ":")),
+        json.dumps(dict(alert.annotations), sort_keys=True, separators=(",", ":")),
+        alert.generator_url,
+        ts(alert.received_at),
+    )
+
+
+def alert_from_row(row: Sequence[Any]) -> Alert:
+    source, fingerprint, starts_at, status, ends_at, labels, annotations, url, received = row[:9]
+    return Alert(
+        source=Source(source),
+        fingerprint=fingerprint,
+        labels=json.loads(labels),
+        annotations=json.loads(annotations),
+        status=AlertStatus(status),
+        starts_at=parse_ts(starts_at),
+        ends_at=parse_ts(ends_at) if ends_at else None,
+        generator_url=url,
+        received_at=parse_ts(received),
+    )
+
+
+def group_to_json(group: PublishedGroup) -> str:
+    data = asdict(group)
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            data[key] = ts(value)
+    data["components"] = {k: v.value for k, v in group.components.items()}
+    data["incident_status"] = group.incident_status.value if group.incident_status else None
+    return json.dumps(data, sort_keys=True)
+
+
+def group_from_json(text: str) -> PublishedGroup:
+    data: dict[str, Any] = json.loads(text)
+    for key in ("opened_at", "last_published_at", "monitoring_since", "pending_since"):
+        if data.get(key):
+            data[key] = parse_ts(data[key])
+    data["components"] = {k: ComponentStatus(v) for k, v in (data.get("components") or {}).items()}
+    if data.get("incident_status"):
+        data["incident_status"] = IncidentStatus(data["incident_status"])
+    known = PublishedGroup.__dataclass_fields__
+    return PublishedGroup(**{k: v for k, v in data.items() if k in known})
+
+
+def action_from_row(row: Mapping[str, Any] | Sequence[Any]) -> ActionRecord:
+    group_key, action, outcome, at, incident_id, detail, epoch = tuple(row)
+    return ActionRecord(
+        group_key=group_key,
+        action=action,
+        outcome=outcome,
+        at=parse_ts(at),
+        incident_id=incident_id,
+        detail=detail,
+        epoch=epoch,
+    )
