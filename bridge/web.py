@@ -12,12 +12,12 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from bridge.domain import Alert, Impact, PublishedGroup
+from bridge.domain import Alert, Impact, PublishedGroup, format_duration
 from bridge.engine.reconciler import Reconciler
 from bridge.incidentio.client import StatusPageClient
 from bridge.ingest.routes import Ingest
@@ -147,6 +147,8 @@ def _error(status: int, message: str) -> web.Response:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return format_duration(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

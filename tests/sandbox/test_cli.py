@@ -41,7 +41,9 @@ async def test_sandbox_command_serves_page_with_incident(sandbox_process: tuple[
             "message": "We are looking into it.",
             "idempotency_key": "curl-1",
             "notify_subscribers": False,
-            "component_statuses": [{"component_id": COMPONENTS["API"], "component_status": "degraded_performance"}],
+            "component_statuses": [
+                {"component_id": COMPONENTS["API"], "component_status": "degraded_performance"}
+            ],
         }
         async with session.post(url + "/v2/status_page_incidents", json=body) as resp:
             assert resp.status == 201

@@ -1,0 +1,269 @@
+"""End to end: a real Alertmanager sends to ``statusbridge serve``, which drives the sandbox.
+
+Also the two failure drills of the reconciler: SIGKILL in the middle of publishing (then restart)
+and a provider outage (500s, then 429s). The sandbox runs in the test process so every exchange is
+validated against the spec; Alertmanager and the bridge are real processes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.sandbox.app import SANDBOX_KEY
+from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
+from tests.e2e.harness import ALERTMANAGER_BIN, Alertmanager, Process, free_port, statusbridge_argv, wait_http
+
+pytestmark = pytest.mark.e2e
+
+RULES = """
+status_page: "Acme Status"
+defaults:
+  open_after: 0s
+  resolve_after: 1s
+rules:
+  - name: api
+    matchers: ['alertname = "APIDown"']
+    components: ["API"]
+    status:
+      from_label: severity
+      map: {critical: full_outage, warning: degraded_performance}
+    incident:
+      name: "API problems"
+      message: "We are investigating API errors."
+  - name: web
+    matchers: ['alertname = "FrontendErrors"']
+    components: ["Web/Dashboard"]
+    status: partial_outage
+"""
+
+BEARER = "e2e-webhook-token"
+ADMIN = "e2e-admin-token"
+
+
+class Bridge:
+    def __init__(self, tmp: Path, sandbox: SandboxServer, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (tmp / "rules.yaml").write_text(RULES)
+        self.env = {
+            "STATUSBRIDGE_PORT": str(self.port),
+            "STATUSBRIDGE_RULES_PATH": str(tmp / "rules.yaml"),
+            "STATUSBRIDGE_STORE_URL": f"sqlite:///{tmp / 'bridge.db'}",
+            "STATUSBRIDGE_INCIDENTIO_API_KEY": sandbox.writer_token,
+            "STATUSBRIDGE_INCIDENTIO_BASE_URL": sandbox.url,
+            "STATUSBRIDGE_INCIDENTIO_TIMEOUT": "5s",
+            "STATUSBRIDGE_WEBHOOK_BEARER_TOKEN": BEARER,
+            "STATUSBRIDGE_ADMIN_TOKEN": ADMIN,
+            "STATUSBRIDGE_COALESCE_WINDOW": "200ms",
+            "STATUSBRIDGE_RECONCILE_INTERVAL": "1s",
+            "STATUSBRIDGE_LOG_FORMAT": "json",
+            **env,
+        }
+        self.tmp = tmp
+        self.process: Process | None = None
+
+    async def start(self) -> None:
+        self.process = Process(statusbridge_argv("serve"), self.tmp / "bridge.log", env=self.env)
+        self.process.start()
+        await wait_http(self.url + "/healthz", proc=self.process.proc)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+
+    def stop(self) -> int | None:
+        return self.process.stop() if self.process else None
+
+    async def post(self, alerts: list[dict[str, Any]]) -> None:
+        body = {"version": "4", "status": "firing", "receiver": "t", "groupKey": "{}:{}", "alerts": alerts}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(
+                self.url + "/webhooks/alertmanager", json=body, headers={"Authorization": f"Bearer {BEARER}"}
+            ) as r:
+                assert r.status == 200, await r.text()
+
+    async def state(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(self.url + "/api/v1/state", headers={"Authorization": f"Bearer {ADMIN}"}) as r:
+                assert r.status == 200
+                return dict(await r.json())
+
+
+def incidents(sb: SandboxServer) -> list[Any]:
+    return list(sb.app[SANDBOX_KEY].state.incidents.values())
+
+
+def component(sb: SandboxServer, name: str) -> str:
+    return sb.app[SANDBOX_KEY].state.component_status(PAGE_ID, COMPONENTS[name])
+
+
+async def until(
+    what: str, check: Callable[[], bool], timeout: float = 30.0, logs: Callable[[], str] | None = None
+) -> None:
+    """Wait for the system under test (real processes) to reach a state."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}\n{logs() if logs else ''}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, sandbox: SandboxServer) -> AsyncIterator[Bridge]:
+    b = Bridge(tmp_path, sandbox)
+    await b.start()
+    yield b
+    b.stop()
+
+
+def am_alert(
+    name: str, *, severity: str, instance: str, starts: datetime, ends: datetime | None = None
+) -> dict[str, Any]:
+    alert: dict[str, Any] = {
+        "labels": {"alertname": name, "severity": severity, "instance": instance},
+        "annotations": {"summary": f"{name} on {instance}"},
+        "startsAt": starts.isoformat(),
+    }
+    if ends is not None:
+        alert["endsAt"] = ends.isoformat()
+    return alert
+
+
+@pytest.mark.skipif(ALERTMANAGER_BIN is None, reason="make test installs prometheus-alertmanager")
+async def test_real_alertmanager_drives_the_page(
+    tmp_path: Path, sandbox: SandboxServer, bridge: Bridge
+) -> None:
+    am = Alertmanager(tmp_path, bridge.url + "/webhooks/alertmanager", bearer=BEARER, group_by=["alertname"])
+    await am.start()
+    logs = lambda: bridge.process.log()[-4000:] if bridge.process else ""  # noqa: E731
+    try:
+        now = datetime.now(UTC)
+        far = now + timedelta(hours=1)
+        # 1. fire: one warning alert opens an incident with API degraded
+        await am.post([am_alert("APIDown", severity="warning", instance="a", starts=now, ends=far)])
+        await until("incident opened", lambda: len(incidents(sandbox)) == 1, logs=logs)
+        await until("API degraded", lambda: component(sandbox, "API") == "degraded_performance", logs=logs)
+        assert incidents(sandbox)[0].status == "investigating"
+        assert incidents(sandbox)[0].name == "API problems"
+        # 2. a second, critical alert in the same group: the same incident goes to full outage
+        await am.post([am_alert("APIDown", severity="critical", instance="b", starts=now, ends=far)])
+        await until("API full outage", lambda: component(sandbox, "API") == "full_outage", logs=logs)
+        # 3. partial resolve: the critical one resolves, API back to degraded
+        await am.post(
+            [am_alert("APIDown", severity="critical", instance="b", starts=now, ends=datetime.now(UTC))]
+        )
+        await until(
+            "API degraded again", lambda: component(sandbox, "API") == "degraded_performance", logs=logs
+        )
+        # 4. full resolve: monitoring, then resolved after resolve_after
+        await am.post(
+            [am_alert("APIDown", severity="warning", instance="a", starts=now, ends=datetime.now(UTC))]
+        )
+        await until("resolved", lambda: incidents(sandbox)[0].status == "resolved", logs=logs)
+        inc = incidents(sandbox)[0]
+        assert len(incidents(sandbox)) == 1, "exactly one incident for the group"
+        assert [u.status for u in inc.updates] == [
+            "investigating",
+            "investigating",
+            "investigating",
+            "monitoring",
+            "resolved",
+        ]
+        assert component(sandbox, "API") == "operational"
+        state = await bridge.state()
+        (group,) = state["groups"]
+        assert group["published"]["incident_status"] == "resolved"
+    finally:
+        am.stop()
+
+
+async def test_sigkill_mid_publish_never_duplicates(
+    tmp_path: Path, sandbox: SandboxServer, bridge: Bridge
+) -> None:
+    sb = sandbox.app[SANDBOX_KEY]
+    await _fault(sandbox, method="POST", path_prefix="/v2/status_page_incidents", count=1, latency=1.0)
+    now = datetime.now(UTC)
+    await bridge.post(
+        [
+            {
+                "status": "firing",
+                "labels": {"alertname": "APIDown", "severity": "critical"},
+                "startsAt": now.isoformat(),
+                "endsAt": "0001-01-01T00:00:00Z",
+            }
+        ]
+    )
+    await until("create in flight", lambda: not sb.faults)
+    bridge.kill()
+    await until("slow create applied", lambda: len(incidents(sandbox)) == 1)
+    await bridge.start()
+    await bridge.post(
+        [
+            {
+                "status": "firing",
+                "labels": {"alertname": "FrontendErrors"},
+                "startsAt": now.isoformat(),
+                "endsAt": "0001-01-01T00:00:00Z",
+            }
+        ]
+    )
+    await until(
+        "second group opened",
+        lambda: len(incidents(sandbox)) == 2,
+        logs=lambda: bridge.process.log() if bridge.process else "",
+    )
+    state = await bridge.state()
+    api = next(g for g in state["groups"] if g["key"] == "api")
+    assert api["published"]["incident_id"] == incidents(sandbox)[0].id
+    assert component(sandbox, "API") == "full_outage"
+    creates = [r for r in sb.requests if r["method"] == "POST" and r["path"] == "/v2/status_page_incidents"]
+    keys = [r["body"]["idempotency_key"] for r in creates]
+    assert len(set(keys)) == 2, "the replay after the crash reused the episode's key"
+
+
+async def test_outage_then_429s_converges(tmp_path: Path, sandbox: SandboxServer, bridge: Bridge) -> None:
+    await _fault(sandbox, path_prefix="/v2/", count=6, status=500)
+    await _fault(sandbox, path_prefix="/v2/", count=3, status=429, retry_after=1)
+    now = datetime.now(UTC)
+    await bridge.post(
+        [
+            {
+                "status": "firing",
+                "labels": {"alertname": "APIDown", "severity": "warning"},
+                "startsAt": now.isoformat(),
+            }
+        ]
+    )
+    await bridge.post(
+        [{"status": "firing", "labels": {"alertname": "FrontendErrors"}, "startsAt": now.isoformat()}]
+    )
+    await until(
+        "both incidents open",
+        lambda: len(incidents(sandbox)) == 2,
+        timeout=60,
+        logs=lambda: bridge.process.log()[-3000:] if bridge.process else "",
+    )
+    await until(
+        "components shown",
+        lambda: (
+            component(sandbox, "API") == "degraded_performance"
+            and component(sandbox, "Web/Dashboard") == "partial_outage"
+        ),
+    )
+    statuses = [r["status"] for r in sandbox.app[SANDBOX_KEY].requests]
+    assert 500 in statuses
+    assert 429 in statuses
+
+
+async def _fault(sb: SandboxServer, **spec: Any) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.post(sb.url + "/_sandbox/faults", json=spec) as r:
+            assert r.status == 200
