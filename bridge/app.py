@@ -86,10 +86,13 @@ async def readyz(request: web.Request) -> web.Response:
             await rt.store.ping()
         except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
             problems["store"] = f"unreachable: {type(exc).__name__}"
+    warnings = dict(rt.warnings)
     if rt.rules is not None and rt.rules.last_error:
-        problems["rules"] = f"reload failed, previous rules in use: {rt.rules.last_error}"
-    ready = not {k: v for k, v in problems.items() if k != "rules"}
-    return web.json_response({"ready": ready, "problems": problems}, status=200 if ready else 503)
+        warnings["rules"] = f"reload failed, previous rules in use: {rt.rules.last_error}"
+    ready = not problems
+    return web.json_response(
+        {"ready": ready, "problems": problems, "warnings": warnings}, status=200 if ready else 503
+    )
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -103,7 +106,7 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     key = rt.settings.api_key()
     if key is None:
-        rt.readiness["incidentio"] = "no API key: nothing is published (set STATUSBRIDGE_INCIDENTIO_API_KEY)"
+        rt.warnings["incidentio"] = "no API key: nothing is published (set STATUSBRIDGE_INCIDENTIO_API_KEY)"
         yield
         return
     register_secret(key.get_secret_value())
@@ -142,7 +145,7 @@ async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     path = rt.settings.rules_path
     if path is None:
-        rt.readiness["rules"] = "no rules: set STATUSBRIDGE_RULES_PATH"
+        rt.warnings["rules"] = "no rules: set STATUSBRIDGE_RULES_PATH"
         yield
         return
     directory: PageDirectory | None = None

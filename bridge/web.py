@@ -39,7 +39,9 @@ class Runtime:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     readiness: dict[str, str] = field(default_factory=dict)
-    """Component -> problem; empty means ready."""
+    """Component -> problem that makes the daemon unready (503); empty means ready."""
+    warnings: dict[str, str] = field(default_factory=dict)
+    """Component -> problem worth showing on /readyz that does not stop ingest."""
     ingest: Ingest | None = None
 
     def get_store(self) -> Store:

@@ -12,7 +12,11 @@ import pytest
 import yaml
 from aiohttp import web
 
+from bridge.app import create_app as create_bridge_app
 from bridge.sandbox.app import Exchange, create_app
+from bridge.settings import Settings
+from bridge.store import Store
+from bridge.web import RUNTIME
 from tests.openapi_contract import validate_request, validate_response
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +124,48 @@ async def sandbox_factory() -> AsyncIterator[SandboxFactory]:
 @pytest.fixture
 async def sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
     return await sandbox_factory()
+
+
+# --- the serve app -----------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    url: str
+    app: web.Application
+    clock: FakeClock
+
+    @property
+    def store(self) -> Store:
+        return self.app[RUNTIME].get_store()
+
+
+ServerFactory = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    runners: list[web.AppRunner] = []
+
+    async def start(**settings: Any) -> Server:
+        values: dict[str, Any] = {
+            "store_url": f"sqlite:///{tmp_path / f'bridge{len(runners)}.db'}",
+            "webhook_auth": "none",
+        }
+        values.update(settings)
+        clock = FakeClock()
+        app = create_bridge_app(Settings(**values), clock=clock)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return Server(f"http://127.0.0.1:{runner.addresses[0][1]}", app, clock)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def server(server_factory: ServerFactory) -> Server:
+    return await server_factory()

@@ -80,9 +80,8 @@ def _alert(raw: Any, where: str, source: Source, received_at: datetime) -> Alert
         raise PayloadError("must be 'firing' or 'resolved'", field=f"{where}.status")
     labels = _str_map(raw.get("labels"), f"{where}.labels", required=True)
     annotations = _str_map(raw.get("annotations"), f"{where}.annotations", required=False)
-    starts_at = _time(raw.get("startsAt"), f"{where}.startsAt", required=True)
-    if starts_at is None:
-        raise PayloadError("must be a real time, not the zero time", field=f"{where}.startsAt")
+    # Grafana's test notifications carry the zero time: keep it, so the instance stays one instance.
+    starts_at = _time(raw.get("startsAt"), f"{where}.startsAt", required=True) or ZERO_TIME
     ends_at = _time(raw.get("endsAt"), f"{where}.endsAt", required=False)
     fp = raw.get("fingerprint")
     if fp is not None and (not isinstance(fp, str) or not fp or len(fp) > 128):

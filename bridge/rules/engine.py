@@ -318,6 +318,9 @@ def _loc_to_problem(file: str, raw_rules: Any, loc: Sequence[Any], message: str)
         )
         rule = str(name) if name else f"#{index + 1}"
         parts = parts[2:]
+    # pydantic names union members in its locations ("str-enum[ComponentStatus]", "StatusFrom"):
+    # they mean nothing to the person editing the YAML.
+    parts = [p for p in parts if "[" not in p and not p[:1].isupper()]
     return RuleProblem(file, rule, ".".join(parts) or None, message.removeprefix("Value error, "))
 
 
@@ -364,12 +367,24 @@ def load_rules(path: Path, directory: PageDirectory | None = None) -> RuleSet:
         if not isinstance(raw, dict):
             problems.append(RuleProblem(name, None, None, "expected a mapping with 'rules:'"))
             continue
-        try:
-            model = RuleFileModel.model_validate(raw)
-        except ValidationError as exc:
-            problems += [_loc_to_problem(name, raw.get("rules"), e["loc"], e["msg"]) for e in exc.errors()]
+        raw_rules = raw.get("rules")
+        if raw_rules is not None and not isinstance(raw_rules, list):
+            problems.append(RuleProblem(name, None, "rules", "must be a list of rules"))
             continue
-        for rm in model.rules:
+        try:
+            model = RuleFileModel.model_validate({**raw, "rules": []})
+        except ValidationError as exc:
+            problems += [_loc_to_problem(name, None, e["loc"], e["msg"]) for e in exc.errors()]
+            continue
+        for index, raw_rule in enumerate(raw_rules or []):
+            try:
+                rm = RuleModel.model_validate(raw_rule)
+            except ValidationError as exc:
+                problems += [
+                    _loc_to_problem(name, raw_rules, ["rules", index, *e["loc"]], e["msg"])
+                    for e in exc.errors()
+                ]
+                continue
             if rm.name in seen:
                 problems.append(
                     RuleProblem(name, rm.name, "name", f"duplicate rule name (also in {seen[rm.name]})")

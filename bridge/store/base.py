@@ -65,11 +65,11 @@ class Store(Protocol):
 
 def ts(value: datetime) -> str:
     """Fixed-width UTC text: sorts like the instant it encodes."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:

@@ -1,0 +1,160 @@
+"""The store contract: every backend passes the same suite (SQLite files here; PostgreSQL joins
+``BACKENDS`` with the HA work)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.domain import (
+    ActionRecord,
+    Alert,
+    AlertStatus,
+    ComponentStatus,
+    IncidentStatus,
+    PublishedGroup,
+    Source,
+)
+from bridge.store import Store, StoreError, open_store
+from bridge.store.sqlite import SQLiteStore, migrations
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+BACKENDS = ["sqlite"]
+
+StoreFactory = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    opened: list[Store] = []
+
+    async def make() -> Store:
+        store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        opened.append(store)
+        return store
+
+    yield make
+    for s in opened:
+        await s.close()
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory) -> Store:
+    return await store_factory()
+
+
+def alert(
+    fp: str = "f1", status: AlertStatus = AlertStatus.FIRING, starts: datetime = T0, received: datetime = T0
+) -> Alert:
+    return Alert(
+        source=Source.ALERTMANAGER,
+        fingerprint=fp,
+        labels={"alertname": fp},
+        annotations={"summary": "s"},
+        status=status,
+        starts_at=starts,
+        ends_at=None if status is AlertStatus.FIRING else starts + timedelta(minutes=1),
+        generator_url="",
+        received_at=received,
+    )
+
+
+async def test_upsert_is_idempotent_and_reports_changes(store: Store) -> None:
+    first = await store.upsert_alerts([alert()])
+    assert (first.received, first.changed) == (1, 1)
+    again = await store.upsert_alerts([alert(received=T0 + timedelta(minutes=1))])
+    assert again.changed == 0
+    (stored,) = await store.list_alerts()
+    assert stored.receive_count == 2
+    assert stored.last_received_at == T0 + timedelta(minutes=1)
+    resolved = await store.upsert_alerts([alert(status=AlertStatus.RESOLVED)])
+    assert resolved.changed == 1
+
+
+async def test_resolved_is_terminal_for_an_instance(store: Store) -> None:
+    await store.upsert_alerts([alert(status=AlertStatus.RESOLVED)])
+    await store.upsert_alerts([alert(status=AlertStatus.FIRING)])
+    (stored,) = await store.list_alerts()
+    assert stored.alert.status is AlertStatus.RESOLVED
+    assert stored.alert.ends_at is not None
+
+
+async def test_active_alerts_latest_instance_and_ttl(store: Store) -> None:
+    await store.upsert_alerts([alert("a", starts=T0), alert("a", starts=T0 + timedelta(hours=1)), alert("b")])
+    await store.upsert_alerts([alert("c", received=T0 - timedelta(hours=9))])
+    active = await store.active_alerts(now=T0, ttl=timedelta(hours=8))
+    assert sorted((a.fingerprint, a.starts_at) for a in active) == [("a", T0 + timedelta(hours=1)), ("b", T0)]
+    await store.upsert_alerts([alert("a", AlertStatus.RESOLVED, starts=T0 + timedelta(hours=1))])
+    active = await store.active_alerts(now=T0, ttl=timedelta(hours=8))
+    assert [a.fingerprint for a in active] == ["b"], "the older instance of a does not come back"
+
+
+async def test_zero_start_time_round_trips(store: Store) -> None:
+    from bridge.domain import ZERO_TIME
+
+    await store.upsert_alerts([alert(starts=ZERO_TIME)])
+    (stored,) = await store.list_alerts()
+    assert stored.alert.starts_at == ZERO_TIME
+
+
+async def test_concurrent_upserts(store: Store) -> None:
+    batches = [[alert(f"f{i}-{j}") for j in range(20)] for i in range(25)]
+    results = await asyncio.gather(*(store.upsert_alerts(b) for b in batches))
+    assert sum(r.changed for r in results) == 500
+    assert len(await store.list_alerts(limit=10_000)) == 500
+
+
+async def test_groups_and_action_log_survive_reopen(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    group = PublishedGroup(
+        key='api{service="x"}',
+        episode=2,
+        status_page_id="p",
+        incident_id="i",
+        incident_status=IncidentStatus.MONITORING,
+        components={"c": ComponentStatus.OPERATIONAL},
+        name="API",
+        update_count=3,
+        monitoring_since=T0,
+        last_published_at=T0,
+    )
+    await store.save_group(group, action=ActionRecord(group.key, "update", "ok", T0, "i", "", 0))
+    await store.save_group(replace(group, update_count=4))
+    await store.upsert_alerts([alert()])
+    await store.close()
+    reopened = await store_factory()
+    groups = await reopened.load_groups()
+    assert groups == {group.key: replace(group, update_count=4)}
+    (record,) = await reopened.action_log()
+    assert record.outcome == "ok"
+    assert record.at == T0
+    assert len(await reopened.list_alerts()) == 1
+
+
+async def test_prune_removes_old_resolved_only(store: Store) -> None:
+    await store.upsert_alerts([alert("old", AlertStatus.RESOLVED), alert("live")])
+    assert await store.prune_alerts(resolved_before=T0 + timedelta(days=1)) == 1
+    assert [a.alert.fingerprint for a in await store.list_alerts()] == ["live"]
+
+
+async def test_migrations_are_versioned_and_applied_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.db")
+    first = await SQLiteStore.open(path)
+    assert await first.schema_version() == max(v for v, _ in migrations())
+    assert await first.migrate() == []
+    await first.close()
+    second = await SQLiteStore.open(path)
+    assert await second.migrate() == []
+    await second.close()
+
+
+async def test_bad_urls_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="unsupported scheme"):
+        await open_store("mysql://x")
+    with pytest.raises(StoreError, match="does not exist"):
+        await open_store(f"sqlite:///{tmp_path}/missing/dir/x.db")

@@ -1,0 +1,152 @@
+"""The serve app: health, readiness, the admin API and its OpenAPI document, start-up refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bridge.app import check_startup
+from bridge.settings import Settings, SettingsError
+from bridge.store import open_store
+from bridge.web import OPENAPI
+from tests.conftest import ServerFactory
+from tests.e2e.harness import Process, free_port, wait_http
+
+
+async def test_health_and_readiness(server_factory: ServerFactory) -> None:
+    server = await server_factory()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/healthz") as r:
+            assert r.status == 200
+        async with s.get(server.url + "/readyz") as r:
+            body = await r.json()
+            assert r.status == 200
+            assert body["ready"] is True
+            assert "incidentio" in body["warnings"]  # reported, but the daemon still ingests
+
+
+async def test_admin_api_requires_token_and_matches_its_openapi(server_factory: ServerFactory) -> None:
+    server = await server_factory(admin_token="adm1n-token")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/api/v1/state") as r:
+            assert r.status == 401
+            assert (await r.json())["error"]["message"]
+        async with s.get(server.url + "/api/v1/state", headers={"Authorization": "Bearer wrong"}) as r:
+            assert r.status == 401
+        async with s.get(server.url + "/api/v1/state", headers={"Authorization": "Bearer adm1n-token"}) as r:
+            assert r.status == 200
+            state = await r.json()
+            assert state["mode"] == "live"
+        async with s.get(server.url + "/api/v1/openapi.json") as r:
+            doc = await r.json()
+    routes = {
+        (route.method.lower(), route.resource.canonical)
+        for route in server.app.router.routes()
+        if isinstance(route.resource, web.Resource)
+        and route.resource.canonical.startswith("/api/v1/")
+        and route.method != "HEAD"
+    }
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert routes == documented, "the OpenAPI document and the routes drifted apart"
+    from openapi_spec_validator import validate
+
+    validate(OPENAPI)
+
+
+async def test_admin_api_disabled_without_token(server_factory: ServerFactory) -> None:
+    server = await server_factory()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/api/v1/state", headers={"Authorization": "Bearer x"}) as r:
+            assert r.status == 403
+
+
+def test_refuses_open_webhooks_unless_explicit() -> None:
+    with pytest.raises(SettingsError, match="open to anyone"):
+        check_startup(Settings(webhook_auth=None))
+    check_startup(Settings(webhook_auth="none"))
+    check_startup(Settings(webhook_bearer_token="t"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STATUSBRIDGE_")}
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "bridge.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**clean, **(env or {})},
+    )
+
+
+def test_serve_refusals_are_one_line(tmp_path: Path) -> None:
+    result = run_cli("serve", "--port", "0", env={"STATUSBRIDGE_STORE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert result.returncode == 1
+    assert "open to anyone" in result.stderr
+    result = run_cli("serve", env={"STATUSBRIDGE_COALESCE_WINDOW": "fast"})
+    assert result.returncode == 1
+    assert "STATUSBRIDGE_COALESCE_WINDOW" in result.stderr
+    result = run_cli(
+        "serve",
+        env={
+            "STATUSBRIDGE_WEBHOOK_AUTH": "none",
+            "STATUSBRIDGE_STORE_URL": f"sqlite:///{tmp_path}/no/such/dir.db",
+            "STATUSBRIDGE_PORT": str(free_port()),
+        },
+    )
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
+    for r in (result,):
+        assert "Traceback" not in r.stderr
+
+
+async def test_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
+    port = free_port()
+    db = tmp_path / "bridge.db"
+    clean = {k: "" for k in os.environ if k.startswith("STATUSBRIDGE_")}
+    proc = Process(
+        [sys.executable, "-m", "bridge.cli", "serve"],
+        tmp_path / "serve.log",
+        env={
+            **clean,
+            "STATUSBRIDGE_WEBHOOK_AUTH": "none",
+            "STATUSBRIDGE_STORE_URL": f"sqlite:///{db}",
+            "STATUSBRIDGE_PORT": str(port),
+        },
+    )
+    proc.env = {k: v for k, v in proc.env.items() if v}
+    proc.start()
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc.proc)
+        body = {
+            "version": "4",
+            "alerts": [
+                {"status": "firing", "labels": {"alertname": "Durable"}, "startsAt": "2026-11-23T10:00:00Z"}
+            ],
+        }
+        async with aiohttp.ClientSession() as s:
+            async with s.post(
+                f"http://127.0.0.1:{port}/webhooks/alertmanager",
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            ) as r:
+                assert r.status == 200
+        assert proc.proc is not None
+        os.kill(proc.proc.pid, signal.SIGKILL)
+        proc.proc.wait(timeout=10)
+    finally:
+        proc.stop()
+    store = await open_store(f"sqlite:///{db}")
+    try:
+        (stored,) = await store.list_alerts()
+        assert stored.alert.labels["alertname"] == "Durable"
+    finally:
+        await store.close()
