@@ -26,6 +26,7 @@ from bridge.incidentio.client import StatusPageClient
 from bridge.incidentio.errors import IncidentIOError
 from bridge.incidentio.ratelimit import TokenBucket
 from bridge.ingest.auth import WebhookAuth
+from bridge.ingest.pull import PullError, pull_once
 from bridge.ingest.routes import Ingest, WebhookError
 from bridge.observability import configure_logging, get_logger, register_secret
 from bridge.rules import RulesError, RulesHolder
@@ -203,6 +204,43 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("reconcile pass did not finish before the shutdown deadline")
 
 
+async def _pull_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With STATUSBRIDGE_ALERTMANAGER_URL: make the store agree with Alertmanager's active alerts."""
+    rt = app[RUNTIME]
+    s = rt.settings
+    if not s.alertmanager_url:
+        yield
+        return
+    url = s.alertmanager_url
+
+    async def loop(session: aiohttp.ClientSession) -> None:
+        while not rt.stopping.is_set():
+            try:
+                changed = await pull_once(
+                    session,
+                    url,
+                    rt.get_store(),
+                    rt.clock(),
+                    ttl=s.alert_ttl,
+                    silenced_counts_as_resolved=s.silenced_counts_as_resolved,
+                )
+                rt.warnings.pop("alertmanager_pull", None)
+                if changed:
+                    rt.changed.set()
+            except PullError as exc:
+                rt.warnings["alertmanager_pull"] = str(exc)
+                log.warning("alertmanager pull failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rt.stopping.wait(), timeout=s.reconcile_interval.total_seconds())
+
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(loop(session))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _on_shutdown(app: web.Application) -> None:
     app[RUNTIME].stopping.set()
 
@@ -227,7 +265,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.router.add_get("/readyz", readyz)
     app.router.add_routes(rt.ingest.routes())
     app.router.add_routes(admin_routes())
-    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _rules_ctx, _reconciler_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx])
     app.on_shutdown.append(_on_shutdown)
     return app
 

@@ -35,7 +35,7 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return f"{h:016x}"
 
 
-def _str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
+def str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
     if value is None:
         if required:
             raise PayloadError("is required", field=field)
@@ -48,7 +48,7 @@ def _str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
     return dict(value)
 
 
-def _time(value: Any, field: str, *, required: bool) -> datetime | None:
+def parse_time(value: Any, field: str, *, required: bool) -> datetime | None:
     if value is None or value == "":
         if required:
             raise PayloadError("is required", field=field)
@@ -78,11 +78,11 @@ def _alert(raw: Any, where: str, source: Source, received_at: datetime) -> Alert
     status = raw.get("status")
     if status not in ("firing", "resolved"):
         raise PayloadError("must be 'firing' or 'resolved'", field=f"{where}.status")
-    labels = _str_map(raw.get("labels"), f"{where}.labels", required=True)
-    annotations = _str_map(raw.get("annotations"), f"{where}.annotations", required=False)
+    labels = str_map(raw.get("labels"), f"{where}.labels", required=True)
+    annotations = str_map(raw.get("annotations"), f"{where}.annotations", required=False)
     # Grafana's test notifications carry the zero time: keep it, so the instance stays one instance.
-    starts_at = _time(raw.get("startsAt"), f"{where}.startsAt", required=True) or ZERO_TIME
-    ends_at = _time(raw.get("endsAt"), f"{where}.endsAt", required=False)
+    starts_at = parse_time(raw.get("startsAt"), f"{where}.startsAt", required=True) or ZERO_TIME
+    ends_at = parse_time(raw.get("endsAt"), f"{where}.endsAt", required=False)
     fp = raw.get("fingerprint")
     if fp is not None and (not isinstance(fp, str) or not fp or len(fp) > 128):
         raise PayloadError("must be a non-empty string", field=f"{where}.fingerprint")

@@ -19,7 +19,7 @@ import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
-from tests.e2e.harness import ALERTMANAGER_BIN, Alertmanager, Process, free_port, statusbridge_argv, wait_http
+from tests.e2e.harness import Alertmanager, Process, free_port, statusbridge_argv, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +137,6 @@ def am_alert(
     return alert
 
 
-@pytest.mark.skipif(ALERTMANAGER_BIN is None, reason="make test installs prometheus-alertmanager")
 async def test_real_alertmanager_drives_the_page(
     tmp_path: Path, sandbox: SandboxServer, bridge: Bridge
 ) -> None:
@@ -267,3 +266,45 @@ async def _fault(sb: SandboxServer, **spec: Any) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.post(sb.url + "/_sandbox/faults", json=spec) as r:
             assert r.status == 200
+
+
+async def test_alertmanager_pull_heals_lost_webhooks_and_silences(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    # Alertmanager's webhooks go nowhere (every notification is lost); the bridge pulls instead.
+    am = Alertmanager(tmp_path, f"http://127.0.0.1:{free_port()}/lost", group_by=["alertname"])
+    await am.start()
+    bridge = Bridge(
+        tmp_path, sandbox, STATUSBRIDGE_ALERTMANAGER_URL=am.url, STATUSBRIDGE_RECONCILE_INTERVAL="300ms"
+    )
+    await bridge.start()
+    logs = lambda: bridge.process.log()[-3000:] if bridge.process else ""  # noqa: E731
+    try:
+        now = datetime.now(UTC)
+        await am.post(
+            [
+                am_alert(
+                    "APIDown", severity="critical", instance="a", starts=now, ends=now + timedelta(hours=1)
+                )
+            ]
+        )
+        await until("incident opened from the pull", lambda: len(incidents(sandbox)) == 1, logs=logs)
+        await until("API full outage", lambda: component(sandbox, "API") == "full_outage", logs=logs)
+        # a silence makes the alert count as resolved
+        silence = {
+            "matchers": [{"name": "alertname", "value": "APIDown", "isRegex": False, "isEqual": True}],
+            "startsAt": now.isoformat(),
+            "endsAt": (now + timedelta(hours=1)).isoformat(),
+            "createdBy": "test",
+            "comment": "maintenance",
+        }
+        async with aiohttp.ClientSession() as s:
+            async with s.post(am.url + "/api/v2/silences", json=silence) as r:
+                assert r.status == 200, await r.text()
+        await until(
+            "resolved after the silence", lambda: incidents(sandbox)[0].status == "resolved", logs=logs
+        )
+        assert len(incidents(sandbox)) == 1
+    finally:
+        bridge.stop()
+        am.stop()
