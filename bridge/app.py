@@ -17,6 +17,7 @@ from datetime import datetime
 import aiohttp
 from aiohttp import web
 
+from bridge import __version__
 from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
 from bridge.engine.executor import Executor
 from bridge.engine.model import Policy
@@ -119,6 +120,7 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             base_url=s.incidentio_base_url,
             timeout=s.incidentio_timeout.total_seconds(),
             rate_limiter=TokenBucket(s.incidentio_rate_capacity, s.incidentio_rate_refill),
+            on_request=rt.metrics.observe_api,
         )
         yield
         rt.client = None
@@ -158,7 +160,12 @@ async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
                 "could not read the status pages; rule names stay unresolved until a reload", error=str(exc)
             )
     try:
-        rt.rules = RulesHolder(path, directory=directory, on_reload=rt.changed.set)
+        rt.rules = RulesHolder(
+            path,
+            directory=directory,
+            on_reload=rt.changed.set,
+            on_error=lambda _error: rt.metrics.rules_reload_errors.inc(),
+        )
     except RulesError as exc:
         raise SettingsError(f"STATUSBRIDGE_RULES_PATH: {exc}") from None
     loop = asyncio.get_running_loop()
@@ -194,6 +201,9 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         policy=Policy(coalesce_window=s.coalesce_window),
         alert_ttl=s.alert_ttl,
         interval=s.reconcile_interval,
+        on_pass=lambda report: rt.metrics.reconcile_runs.labels(
+            "ok" if report is not None else "failed"
+        ).inc(),
     )
     task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
     yield
@@ -257,8 +267,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         hmac_max_skew=settings.grafana_hmac_max_skew,
     )
     rt.ingest = Ingest(
-        rt.get_store, auth, max_body=settings.webhook_max_body_bytes, clock=clock, on_change=rt.changed.set
+        rt.get_store,
+        auth,
+        max_body=settings.webhook_max_body_bytes,
+        clock=clock,
+        on_change=rt.changed.set,
+        on_outcome=lambda source, status: rt.metrics.webhooks.labels(source, str(status)).inc(),
     )
+    rt.metrics.build.info({"version": __version__})
     app = web.Application(middlewares=[json_errors], client_max_size=settings.webhook_max_body_bytes)
     app[RUNTIME] = rt
     app.router.add_get("/healthz", healthz)

@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.domain import Alert, Impact, PublishedGroup, format_duration
 from bridge.engine.reconciler import Reconciler
 from bridge.incidentio.client import StatusPageClient
 from bridge.ingest.routes import Ingest
+from bridge.metrics import Metrics
 from bridge.rules import RulesHolder
 from bridge.settings import Settings
 from bridge.store import Store
@@ -43,6 +45,7 @@ class Runtime:
     warnings: dict[str, str] = field(default_factory=dict)
     """Component -> problem worth showing on /readyz that does not stop ingest."""
     ingest: Ingest | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
     def get_store(self) -> Store:
         if self.store is None:
@@ -227,9 +230,28 @@ async def state(request: web.Request) -> web.Response:
     )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    m = rt.metrics
+    if rt.rules is not None:
+        m.rules_ok.set(0 if rt.rules.last_error else 1)
+    last = rt.reconciler.last if rt.reconciler is not None else None
+    if last is not None:
+        m.alerts_active.set(last.alerts)
+        m.incidents_open.set(
+            sum(1 for g in last.groups.values() if g.published is not None and g.published.open)
+        )
+        m.groups_held.set(sum(1 for g in last.groups.values() if g.plan.held))
+    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def openapi(_request: web.Request) -> web.Response:
     return web.json_response(OPENAPI)
 
 
 def admin_routes() -> list[web.RouteDef]:
-    return [web.get("/api/v1/state", admin_only(state)), web.get("/api/v1/openapi.json", openapi)]
+    return [
+        web.get("/api/v1/state", admin_only(state)),
+        web.get("/api/v1/openapi.json", openapi),
+        web.get("/metrics", metrics),
+    ]

@@ -16,7 +16,7 @@ from aiohttp import web
 from bridge.app import check_startup
 from bridge.settings import Settings, SettingsError
 from bridge.store import open_store
-from bridge.web import OPENAPI
+from bridge.web import OPENAPI, RUNTIME
 from tests.conftest import ServerFactory
 from tests.e2e.harness import Process, free_port, wait_http
 
@@ -66,6 +66,38 @@ async def test_admin_api_disabled_without_token(server_factory: ServerFactory) -
     async with aiohttp.ClientSession() as s:
         async with s.get(server.url + "/api/v1/state", headers={"Authorization": "Bearer x"}) as r:
             assert r.status == 403
+
+
+async def test_metrics(server_factory: ServerFactory, tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("status_page: P\nrules:\n  - {name: r, components: [API]}\n")
+    server = await server_factory(rules_path=str(rules))
+    body = json.dumps(
+        {
+            "version": "4",
+            "alerts": [{"status": "firing", "labels": {"a": "b"}, "startsAt": "2026-11-23T10:00:00Z"}],
+        }
+    )
+    async with aiohttp.ClientSession() as s:
+        await s.post(
+            server.url + "/webhooks/alertmanager", data=body, headers={"Content-Type": "application/json"}
+        )
+        await s.post(server.url + "/webhooks/grafana", data="{", headers={"Content-Type": "application/json"})
+        rules.write_text("rules: [broken")
+        assert server.app[RUNTIME].rules is not None
+        server.app[RUNTIME].rules.reload()
+        async with s.get(server.url + "/metrics") as r:
+            text = await r.text()
+        async with s.get(server.url + "/readyz") as r:
+            ready = await r.json()
+    assert 'statusbridge_webhooks_total{outcome="200",source="alertmanager"} 1.0' in text
+    assert 'statusbridge_webhooks_total{outcome="400",source="grafana"} 1.0' in text
+    (errors,) = [
+        line for line in text.splitlines() if line.startswith("statusbridge_rules_reload_errors_total ")
+    ]
+    assert float(errors.split()[1]) >= 1
+    assert "statusbridge_rules_last_reload_ok 0.0" in text
+    assert "reload failed" in ready["warnings"]["rules"]
 
 
 def test_refuses_open_webhooks_unless_explicit() -> None:

@@ -71,6 +71,7 @@ class Reconciler:
         drift_interval: timedelta | None = None,
         under_maintenance: UnderMaintenance | None = None,
         concurrency: int = 8,
+        on_pass: Callable[[PassReport | None], None] | None = None,
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write."""
         self._store = store
@@ -83,6 +84,7 @@ class Reconciler:
         self._drift_interval = drift_interval or interval
         self._under_maintenance = under_maintenance or (lambda _now: {})
         self._limit = asyncio.Semaphore(concurrency)
+        self._on_pass = on_pass
         self._next_drift: datetime | None = None
         self.last: PassReport | None = None
         self.passes = 0
@@ -182,9 +184,13 @@ class Reconciler:
                 report = await self.reconcile_once()
                 wake_at = report.wake_at
                 failures = 0
+                if self._on_pass is not None:
+                    self._on_pass(report)
             except Exception:
                 failures += 1
                 log.exception("reconcile pass failed", failures=failures)
+                if self._on_pass is not None:
+                    self._on_pass(None)
             now = self._clock()
             timeout = self.interval.total_seconds()
             if wake_at is not None:

@@ -48,13 +48,14 @@ class Ingest:
         max_body: int,
         clock: Callable[[], datetime],
         on_change: Callable[[], None],
+        on_outcome: Callable[[str, int], None] = lambda _source, _status: None,
     ) -> None:
         self._store = store
         self._auth = auth
         self._max_body = max_body
         self._clock = clock
         self._on_change = on_change
-        self.received = {"alertmanager": 0, "grafana": 0}
+        self._on_outcome = on_outcome
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -65,7 +66,13 @@ class Ingest:
 
     def _handler(self, source: str, parse: Parser) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            return await self._handle(request, source, parse)
+            try:
+                response = await self._handle(request, source, parse)
+            except web.HTTPException as exc:
+                self._on_outcome(source, exc.status)
+                raise
+            self._on_outcome(source, response.status)
+            return response
 
         return handle
 
@@ -106,7 +113,6 @@ class Ingest:
             raise WebhookError(
                 503, "the alert store is unavailable; retry later", headers={"Retry-After": "5"}
             ) from None
-        self.received[source] += 1
         if isinstance(payload, dict) and payload.get("truncatedAlerts"):
             log.warning("sender truncated alerts", source=source, truncated=payload.get("truncatedAlerts"))
         if result.changed:

@@ -495,8 +495,10 @@ class RulesHolder:
         *,
         directory: PageDirectory | None = None,
         on_reload: Callable[[], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
+        self._on_error = on_error
         self.directory = directory
         self._on_reload = on_reload
         self.current = load_rules(path, directory)
@@ -522,7 +524,10 @@ class RulesHolder:
         except RulesError as exc:
             self.last_error = str(exc)
             self.reload_errors += 1
-            log.exception("rules reload failed; keeping the previous rules", error=self.last_error)
+            # The message names file, rule and field; a traceback would only hide it.
+            log.error("rules reload failed; keeping the previous rules", error=self.last_error)  # noqa: TRY400
+            if self._on_error is not None:
+                self._on_error(self.last_error)
             return False
         self.current = rules
         self.last_error = None

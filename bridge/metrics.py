@@ -1,0 +1,66 @@
+"""Prometheus metrics of one daemon, on a registry of its own (tests run several apps per process).
+
+Counters are incremented where things happen; gauges that describe state (alerts active, incidents
+open, rules health) are refreshed from the runtime when ``/metrics`` is scraped, so they can never
+drift from the truth.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.webhooks = Counter(
+            "statusbridge_webhooks_total",
+            "Webhook deliveries by source and outcome",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "statusbridge_api_requests_total",
+            "Status page API requests by operation and outcome",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.api_latency = Histogram(
+            "statusbridge_api_request_seconds", "Status page API latency", ["operation"], registry=r
+        )
+        self.api_retries = Counter(
+            "statusbridge_api_retries_total",
+            "Status page API attempts after the first",
+            ["operation"],
+            registry=r,
+        )
+        self.reconcile_runs = Counter(
+            "statusbridge_reconcile_runs_total", "Reconcile passes by outcome", ["outcome"], registry=r
+        )
+        self.actions = Counter(
+            "statusbridge_actions_total",
+            "Actions planned (and executed unless shadow)",
+            ["action"],
+            registry=r,
+        )
+        self.rules_reload_errors = Counter(
+            "statusbridge_rules_reload_errors_total", "Rule reloads that failed", registry=r
+        )
+        self.rules_ok = Gauge(
+            "statusbridge_rules_last_reload_ok", "1 if the last rules (re)load succeeded", registry=r
+        )
+        self.alerts_active = Gauge("statusbridge_alerts_active", "Firing alerts in the store", registry=r)
+        self.incidents_open = Gauge(
+            "statusbridge_incidents_open", "Incidents the bridge has open on the page", registry=r
+        )
+        self.groups_held = Gauge(
+            "statusbridge_groups_held", "Groups with a publication held back", registry=r
+        )
+        self.build = Info("statusbridge_build", "Build information", registry=r)
+
+    def observe_api(self, operation: str, outcome: str, seconds: float, attempt: int) -> None:
+        self.api_requests.labels(operation, outcome).inc()
+        self.api_latency.labels(operation).observe(seconds)
+        if attempt > 1:
+            self.api_retries.labels(operation).inc()
