@@ -61,6 +61,36 @@ async def test_admin_api_requires_token_and_matches_its_openapi(server_factory: 
     validate(OPENAPI)
 
 
+async def test_readiness_goes_503_when_shutting_down(server_factory: ServerFactory) -> None:
+    server = await server_factory()
+    server.app[RUNTIME].stopping.set()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/readyz") as r:
+            assert r.status == 503
+            assert (await r.json())["problems"]["shutdown"] == "shutting down"
+
+
+async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    clean = {k: "" for k in os.environ if k.startswith("STATUSBRIDGE_")}
+    proc = Process(
+        [sys.executable, "-m", "bridge.cli", "serve"],
+        tmp_path / "serve.log",
+        env={
+            **clean,
+            "STATUSBRIDGE_WEBHOOK_AUTH": "none",
+            "STATUSBRIDGE_STORE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+            "STATUSBRIDGE_PORT": str(port),
+        },
+    )
+    proc.env = {k: v for k, v in proc.env.items() if v}
+    proc.start()
+    await wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc.proc)
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.proc.wait(timeout=20) == 0, proc.log()
+
+
 async def test_admin_api_disabled_without_token(server_factory: ServerFactory) -> None:
     server = await server_factory()
     async with aiohttp.ClientSession() as s:

@@ -13,8 +13,9 @@ through the same connection, which SQLite serves from a consistent snapshot.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -232,6 +233,25 @@ class SQLiteStore:
         params.append(limit)
         async with self._db.execute(sql, params) as cur:
             return [action_from_row(r) for r in await cur.fetchall()]
+
+    # --- maintenance windows --------------------------------------------------------------------
+
+    async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None:
+        async with self._write:
+            await self._db.execute(
+                "INSERT INTO maintenance_windows (id, data, updated_at) VALUES (?, ?, datetime('now')) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (window_id, json.dumps(dict(data), sort_keys=True)),
+            )
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        async with self._db.execute("SELECT id, data FROM maintenance_windows ORDER BY id") as cur:
+            return {row[0]: json.loads(row[1]) for row in await cur.fetchall()}
+
+    async def delete_window(self, window_id: str) -> bool:
+        async with self._write:
+            cur = await self._db.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
+            return cur.rowcount > 0
 
     async def ping(self) -> None:
         async with self._db.execute("SELECT 1") as cur:

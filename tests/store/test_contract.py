@@ -136,6 +136,20 @@ async def test_groups_and_action_log_survive_reopen(store_factory: StoreFactory)
     assert len(await reopened.list_alerts()) == 1
 
 
+async def test_maintenance_windows(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    await store.save_window("w1", {"name": "DB upgrade", "start_at": "2026-11-24T02:00:00Z"})
+    await store.save_window("w1", {"name": "DB upgrade v2", "start_at": "2026-11-24T02:00:00Z"})
+    await store.save_window("w2", {"name": "Other"})
+    assert await store.delete_window("w2") is True
+    assert await store.delete_window("w2") is False
+    await store.close()
+    reopened = await store_factory()
+    assert await reopened.load_windows() == {
+        "w1": {"name": "DB upgrade v2", "start_at": "2026-11-24T02:00:00Z"}
+    }
+
+
 async def test_prune_removes_old_resolved_only(store: Store) -> None:
     await store.upsert_alerts([alert("old", AlertStatus.RESOLVED), alert("live")])
     assert await store.prune_alerts(resolved_before=T0 + timedelta(days=1)) == 1
