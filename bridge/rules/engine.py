@@ -194,11 +194,17 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
     return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
 
 
+_warned: set[tuple[str, str]] = set()
+
+
 def render(template: str, context: Mapping[str, Any], fallback: str, *, limit: int, what: str) -> str:
     try:
         text = _env.from_string(template).render(**context).strip()
     except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
-        log.warning("template failed; using the rule's default text", template=what, error=str(exc))
+        # Evaluation runs on every reconcile pass: say it once per template and error, not each time.
+        if (what, str(exc)) not in _warned and len(_warned) < 10_000:
+            _warned.add((what, str(exc)))
+            log.warning("template failed; using the rule's default text", template=what, error=str(exc))
         text = fallback
     return (text or fallback)[:limit]
 
