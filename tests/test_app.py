@@ -18,7 +18,7 @@ from bridge.settings import Settings, SettingsError
 from bridge.store import open_store
 from bridge.web import OPENAPI, RUNTIME
 from tests.conftest import ServerFactory
-from tests.e2e.harness import Process, free_port, wait_http
+from tests.e2e.harness import free_port, serve_process, wait_http
 
 
 async def test_health_and_readiness(server_factory: ServerFactory) -> None:
@@ -71,21 +71,9 @@ async def test_readiness_goes_503_when_shutting_down(server_factory: ServerFacto
 
 
 async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    clean = {k: "" for k in os.environ if k.startswith("STATUSBRIDGE_")}
-    proc = Process(
-        [sys.executable, "-m", "bridge.cli", "serve"],
-        tmp_path / "serve.log",
-        env={
-            **clean,
-            "STATUSBRIDGE_WEBHOOK_AUTH": "none",
-            "STATUSBRIDGE_STORE_URL": f"sqlite:///{tmp_path / 'b.db'}",
-            "STATUSBRIDGE_PORT": str(port),
-        },
-    )
-    proc.env = {k: v for k, v in proc.env.items() if v}
+    proc, url = serve_process(tmp_path, tmp_path / "b.db")
     proc.start()
-    await wait_http(f"http://127.0.0.1:{port}/readyz", proc=proc.proc)
+    await wait_http(url + "/readyz", proc=proc.proc)
     assert proc.proc is not None
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.proc.wait(timeout=20) == 0, proc.log()
@@ -171,23 +159,11 @@ def test_serve_refusals_are_one_line(tmp_path: Path) -> None:
 
 
 async def test_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
-    port = free_port()
     db = tmp_path / "bridge.db"
-    clean = {k: "" for k in os.environ if k.startswith("STATUSBRIDGE_")}
-    proc = Process(
-        [sys.executable, "-m", "bridge.cli", "serve"],
-        tmp_path / "serve.log",
-        env={
-            **clean,
-            "STATUSBRIDGE_WEBHOOK_AUTH": "none",
-            "STATUSBRIDGE_STORE_URL": f"sqlite:///{db}",
-            "STATUSBRIDGE_PORT": str(port),
-        },
-    )
-    proc.env = {k: v for k, v in proc.env.items() if v}
+    proc, url = serve_process(tmp_path, db)
     proc.start()
     try:
-        await wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc.proc)
+        await wait_http(url + "/healthz", proc=proc.proc)
         body = {
             "version": "4",
             "alerts": [
@@ -196,7 +172,7 @@ async def test_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
         }
         async with aiohttp.ClientSession() as s:
             async with s.post(
-                f"http://127.0.0.1:{port}/webhooks/alertmanager",
+                url + "/webhooks/alertmanager",
                 data=json.dumps(body),
                 headers={"Content-Type": "application/json"},
             ) as r:

@@ -13,6 +13,7 @@ publishing an error or crashing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -197,9 +198,14 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
 _warned: set[tuple[str, str]] = set()
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(template: str) -> Template:
+    return _env.from_string(template)
+
+
 def render(template: str, context: Mapping[str, Any], fallback: str, *, limit: int, what: str) -> str:
     try:
-        text = _env.from_string(template).render(**context).strip()
+        text = _compiled(template).render(**context).strip()
     except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
         # Evaluation runs on every reconcile pass: say it once per template and error, not each time.
         if (what, str(exc)) not in _warned and len(_warned) < 10_000:

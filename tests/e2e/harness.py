@@ -62,7 +62,8 @@ class Process:
             list(self.argv),
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
+            # The tests' processes see only the STATUSBRIDGE_* settings the test gives them.
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("STATUSBRIDGE_")}, **self.env},
             start_new_session=True,
         )
 
@@ -155,3 +156,16 @@ class Alertmanager:
 
 def statusbridge_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "bridge.cli", *args]
+
+
+def serve_process(tmp: Path, db: Path, **env: str) -> tuple[Process, str]:
+    """``statusbridge serve`` with open webhooks on a free port and the given SQLite file."""
+    port = free_port()
+    settings = {
+        "STATUSBRIDGE_WEBHOOK_AUTH": "none",
+        "STATUSBRIDGE_STORE_URL": f"sqlite:///{db}",
+        "STATUSBRIDGE_PORT": str(port),
+    }
+    return Process(
+        statusbridge_argv("serve"), tmp / "serve.log", env={**settings, **env}
+    ), f"http://127.0.0.1:{port}"
