@@ -18,7 +18,7 @@ other groups carry on.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -143,12 +143,12 @@ class Executor:
             return await self._write(
                 published,
                 "update",
-                self._api.update(action),
+                lambda: self._api.update(action),
                 lambda p: after_update(p, action, self._clock()),
             )
         if isinstance(action, RenameIncident):
             return await self._write(
-                published, "rename", self._api.rename(action), lambda p: after_rename(p, action)
+                published, "rename", lambda: self._api.rename(action), lambda p: after_rename(p, action)
             )
         assert isinstance(action, ReadBack)
         return await self.read_back(published)
@@ -182,13 +182,13 @@ class Executor:
         self,
         published: PublishedGroup,
         kind: str,
-        request: object,
+        send: Callable[[], Awaitable[None]],
         apply: Callable[[PublishedGroup], PublishedGroup],
     ) -> PublishedGroup:
         ahead = replace(published, outcome_unknown=True)
         await self._store.save_group(ahead)
         try:
-            await request  # type: ignore[misc]
+            await send()
         except ActionFailed as exc:
             # Known not applied: a rejection (4xx) may also mean a human changed the incident, so the
             # next pass reads it back (outcome_unknown stays set) before trying anything else.
