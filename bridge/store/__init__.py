@@ -1,7 +1,8 @@
 """Durable state: alerts, incident groups, published state, the action log.
 
 ``open_store(url)`` picks the backend from the URL: ``sqlite:///relative.db``,
-``sqlite:////absolute/path.db`` (optionally ``?synchronous=full``); PostgreSQL comes with HA.
+``sqlite:////absolute/path.db`` (optionally ``?synchronous=full``), or
+``postgresql://user@host/db[?schema=name]`` for several replicas sharing one store.
 """
 
 from __future__ import annotations
@@ -27,5 +28,11 @@ async def open_store(url: str) -> Store:
             raise StoreError("STATUSBRIDGE_STORE_URL: synchronous must be normal, full or extra")
         return await SQLiteStore.open(path, synchronous=sync)
     if parts.scheme in ("postgres", "postgresql"):
-        raise StoreError("STATUSBRIDGE_STORE_URL: the PostgreSQL store is not available in this version yet")
+        try:
+            from bridge.store.postgres import PostgresStore  # noqa: PLC0415 (asyncpg is optional)
+        except ImportError:
+            raise StoreError(
+                "STATUSBRIDGE_STORE_URL: PostgreSQL needs asyncpg: pip install 'statusbridge[postgres]'"
+            ) from None
+        return await PostgresStore.open(url)
     raise StoreError(f"STATUSBRIDGE_STORE_URL: unsupported scheme {parts.scheme!r} (use sqlite:///path.db)")

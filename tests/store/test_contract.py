@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bridge.domain import (
@@ -24,7 +27,8 @@ from bridge.store import Store, StoreError, open_store
 from bridge.store.sqlite import SQLiteStore, migrations
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
+PG_URL = os.environ.get("STATUSBRIDGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 StoreFactory = Callable[[], Awaitable[Store]]
 
@@ -32,15 +36,23 @@ StoreFactory = Callable[[], Awaitable[Store]]
 @pytest.fixture(params=BACKENDS)
 async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else f"{PG_URL}?schema={schema}"
 
     async def make() -> Store:
-        store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        store = await open_store(url)
         opened.append(store)
         return store
 
     yield make
     for s in opened:
         await s.close()
+    if request.param == "postgresql":
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 @pytest.fixture
@@ -154,6 +166,22 @@ async def test_prune_removes_old_resolved_only(store: Store) -> None:
     await store.upsert_alerts([alert("old", AlertStatus.RESOLVED), alert("live")])
     assert await store.prune_alerts(resolved_before=T0 + timedelta(days=1)) == 1
     assert [a.alert.fingerprint for a in await store.list_alerts()] == ["live"]
+
+
+async def test_postgres_migrations_once_under_concurrent_starts() -> None:
+    from bridge.store.postgres import PostgresStore
+    from bridge.store.postgres import migrations as pg_migrations
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    stores = await asyncio.gather(*(PostgresStore.open(f"{PG_URL}?schema={schema}") for _ in range(3)))
+    try:
+        assert {await s.schema_version() for s in stores} == {max(v for v, _ in pg_migrations())}
+    finally:
+        for s in stores:
+            await s.close()
+        conn = await asyncpg.connect(PG_URL)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
 
 
 async def test_migrations_are_versioned_and_applied_once(tmp_path: Path) -> None:

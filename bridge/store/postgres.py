@@ -1,0 +1,230 @@
+"""The shared store for several replicas: PostgreSQL through asyncpg.
+
+Same protocol and the same contract tests as the SQLite store. Migrations are applied under a
+transaction-scoped advisory lock so that replicas starting together apply each one exactly once.
+A ``?schema=NAME`` query parameter puts the tables in that schema (tests give each test its own).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from bridge.domain import ActionRecord, Alert, PublishedGroup
+from bridge.store.base import (
+    StoredAlert,
+    StoreError,
+    UpsertResult,
+    action_from_row,
+    alert_from_row,
+    alert_row,
+    group_from_json,
+    group_to_json,
+    parse_ts,
+    ts,
+)
+
+ALERT_COLUMNS = (
+    "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at"
+)
+MIGRATION_LOCK = 0x5354_4252  # "STBR": serialises migrations across replicas
+
+UPSERT = f"""
+INSERT INTO alerts AS a ({ALERT_COLUMNS}, first_received_at, last_received_at, receive_count)
+SELECT * , 1 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::text[])
+ON CONFLICT (source, fingerprint, starts_at) DO UPDATE SET
+    status = CASE WHEN a.status = 'resolved' THEN 'resolved' ELSE excluded.status END,
+    ends_at = CASE WHEN a.status = 'resolved' THEN a.ends_at ELSE excluded.ends_at END,
+    labels = excluded.labels,
+    annotations = excluded.annotations,
+    generator_url = excluded.generator_url,
+    received_at = excluded.received_at,
+    last_received_at = excluded.last_received_at,
+    receive_count = a.receive_count + 1
+RETURNING source, fingerprint, starts_at, status, (xmax = 0) AS inserted
+"""  # noqa: S608 (a constant column list, no input)
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("bridge.store") / "migrations" / "postgres"
+    found = [
+        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool, schema: str | None) -> None:
+        self._pool = pool
+        self.schema = schema
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        dsn, schema = _split_schema(url)
+        if schema is not None and not schema.replace("_", "").isalnum():
+            raise StoreError("STATUSBRIDGE_STORE_URL: schema names are letters, digits and _")
+
+        try:
+            if schema is not None:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                except asyncpg.UniqueViolationError:
+                    pass  # another replica created it at the same instant
+                finally:
+                    await conn.close()
+            # A startup parameter, not SET: the pool's RESET ALL between uses would undo a SET.
+            settings = {"search_path": schema} if schema is not None else None
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, server_settings=settings)
+        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+            raise StoreError(f"store: cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
+        store = cls(pool, schema)
+        await store.migrate()
+        return store
+
+    async def migrate(self) -> list[int]:
+        applied = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, sql in migrations():
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+        return applied
+
+    async def schema_version(self) -> int:
+        return int(await self._pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult:
+        if not alerts:
+            return UpsertResult(0, 0)
+        # One row per instance: a payload that repeats an instance keeps its last occurrence.
+        rows = {}
+        for a in alerts:
+            received = ts(a.received_at)
+            row = (*alert_row(a), received, received)
+            rows[row[:3]] = row
+        columns = list(zip(*rows.values(), strict=True))
+        async with self._pool.acquire() as conn, conn.transaction():
+            before = {
+                (r["source"], r["fingerprint"], r["starts_at"]): r["status"]
+                for r in await conn.fetch(
+                    "SELECT source, fingerprint, starts_at, status FROM alerts "
+                    "WHERE (source, fingerprint, starts_at) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
+                    list(columns[0]),
+                    list(columns[1]),
+                    list(columns[2]),
+                )
+            }
+            result = await conn.fetch(UPSERT, *[list(c) for c in columns])
+        changed = sum(
+            1 for r in result if before.get((r["source"], r["fingerprint"], r["starts_at"])) != r["status"]
+        )
+        return UpsertResult(received=len(alerts), changed=changed)
+
+    async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
+        rows = await self._pool.fetch(
+            f"""SELECT {ALERT_COLUMNS} FROM alerts AS a
+                WHERE a.status = 'firing' AND a.last_received_at >= $1
+                  AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
+                                     WHERE b.source = a.source AND b.fingerprint = a.fingerprint)""",  # noqa: S608
+            ts(now - ttl),
+        )
+        return [alert_from_row(tuple(r)) for r in rows]
+
+    async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
+        where = "" if include_resolved else "WHERE status = 'firing'"
+        rows = await self._pool.fetch(
+            f"SELECT {ALERT_COLUMNS}, first_received_at, last_received_at, receive_count FROM alerts {where} "  # noqa: S608
+            "ORDER BY last_received_at DESC LIMIT $1",
+            limit,
+        )
+        return [
+            StoredAlert(alert_from_row(tuple(r)), parse_ts(r[9]), parse_ts(r[10]), int(r[11])) for r in rows
+        ]
+
+    async def prune_alerts(self, *, resolved_before: datetime) -> int:
+        status = await self._pool.execute(
+            "DELETE FROM alerts WHERE status = 'resolved' AND last_received_at < $1", ts(resolved_before)
+        )
+        return int(status.split()[-1])
+
+    async def load_groups(self) -> dict[str, PublishedGroup]:
+        rows = await self._pool.fetch("SELECT data FROM incident_groups")
+        return {g.key: g for g in (group_from_json(r["data"]) for r in rows)}
+
+    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO incident_groups (key, data, updated_at) VALUES ($1, $2, now()) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                group.key,
+                group_to_json(group),
+            )
+            if action is not None:
+                await conn.execute(
+                    "INSERT INTO action_log (group_key, action, outcome, at, incident_id, detail, epoch) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    action.group_key,
+                    action.action,
+                    action.outcome,
+                    ts(action.at),
+                    action.incident_id,
+                    action.detail,
+                    action.epoch,
+                )
+
+    async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]:
+        sql = "SELECT group_key, action, outcome, at, incident_id, detail, epoch FROM action_log"
+        args: list[Any] = []
+        if group_key is not None:
+            sql += " WHERE group_key = $1"
+            args.append(group_key)
+        sql += f" ORDER BY id DESC LIMIT ${len(args) + 1}"
+        args.append(limit)
+        return [action_from_row(tuple(r)) for r in await self._pool.fetch(sql, *args)]
+
+    async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None:
+        await self._pool.execute(
+            "INSERT INTO maintenance_windows (id, data, updated_at) VALUES ($1, $2, now()) "
+            "ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            window_id,
+            json.dumps(dict(data), sort_keys=True),
+        )
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        rows = await self._pool.fetch("SELECT id, data FROM maintenance_windows ORDER BY id")
+        return {r["id"]: json.loads(r["data"]) for r in rows}
+
+    async def delete_window(self, window_id: str) -> bool:
+        status = await self._pool.execute("DELETE FROM maintenance_windows WHERE id = $1", window_id)
+        return bool(int(status.split()[-1]))
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
