@@ -11,7 +11,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
 # The test suite. System packages the end-to-end tests need (Debian's prometheus-alertmanager)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from bridge import __version__
@@ -33,6 +36,7 @@ from bridge.observability import configure_logging, get_logger, register_secret
 from bridge.rules import RulesError, RulesHolder
 from bridge.settings import Settings, SettingsError
 from bridge.store import StoreError, open_store
+from bridge.store.postgres import PostgresStore
 from bridge.web import RUNTIME, Runtime, admin_routes
 
 log = get_logger(__name__)
@@ -190,11 +194,14 @@ async def _watch_rules(rt: Runtime) -> None:
 async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     s = rt.settings
+    store = rt.get_store()
     executor = None
     if rt.client is not None and s.mode == "live":
-        executor = Executor(ClientPageAPI(rt.client), rt.get_store(), rt.clock)
+        executor = Executor(
+            ClientPageAPI(rt.client), store, rt.clock, epoch=lambda: getattr(store, "epoch", 0) or 0
+        )
     rt.reconciler = Reconciler(
-        store=rt.get_store(),
+        store=store,
         evaluate=rt.evaluate,
         executor=executor,
         clock=rt.clock,
@@ -205,13 +212,91 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             "ok" if report is not None else "failed"
         ).inc(),
     )
-    task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
+    if isinstance(store, PostgresStore):
+        task = asyncio.create_task(_lead(rt, store, rt.reconciler))
+    else:
+        # One process on its own store: it is the leader for as long as it runs.
+        rt.leader = True
+        task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
     yield
     rt.stopping.set()
     try:
         await asyncio.wait_for(task, timeout=s.shutdown_timeout.total_seconds())
     except TimeoutError:
         log.warning("reconcile pass did not finish before the shutdown deadline")
+
+
+async def _lead(rt: Runtime, store: PostgresStore, reconciler: Reconciler) -> None:
+    """Every replica ingests; the one holding the lease reconciles. Others retry every 2 s, so one
+    takes over within seconds of the leader's death (its session, and so its lock, ends with it)."""
+    lost = asyncio.Event()
+
+    def on_lost() -> None:
+        store.epoch = None  # stop writing at once; the epoch check fences what is in flight
+        rt.leader = False
+        lost.set()
+
+    lease = store.lease(holder=f"{socket.gethostname()}:{os.getpid()}", on_lost=on_lost)
+    term: asyncio.Task[None] | None = None
+    term_stop = asyncio.Event()
+    try:
+        while not rt.stopping.is_set():
+            if term is None:
+                try:
+                    epoch = await lease.try_acquire()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("lease attempt failed", error=str(exc))
+                    epoch = None
+                if epoch is not None:
+                    store.epoch = epoch
+                    rt.leader = True
+                    lost.clear()
+                    term_stop = asyncio.Event()
+                    log.info("reconcile lease acquired", epoch=epoch)
+                    term = asyncio.create_task(reconciler.run(rt.changed, _either(rt.stopping, term_stop)))
+            if lost.is_set() and term is not None:
+                log.warning("reconcile lease lost; stopped publishing")
+                term.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await term
+                term = None
+                lost.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(rt.stopping, lost), timeout=2.0)
+    finally:
+        if term is not None:
+            term_stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await term
+        rt.leader = False
+        await lease.release()
+
+
+def _either(a: asyncio.Event, b: asyncio.Event) -> asyncio.Event:
+    """An event set when either is set (the reconcile loop takes one stop event)."""
+    both = asyncio.Event()
+
+    async def relay(e: asyncio.Event) -> None:
+        await e.wait()
+        both.set()
+
+    for e in (a, b):
+        task = asyncio.ensure_future(relay(e))
+        _relays.add(task)
+        task.add_done_callback(_relays.discard)
+    return both
+
+
+_relays: set[asyncio.Future[None]] = set()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
 async def _pull_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -57,6 +57,9 @@ class Metrics:
         self.groups_held = Gauge(
             "statusbridge_groups_held", "Groups with a publication held back", registry=r
         )
+        self.leader = Gauge(
+            "statusbridge_leader", "1 while this replica holds the reconcile lease", registry=r
+        )
         self.build = Info("statusbridge_build", "Build information", registry=r)
 
     def observe_api(self, operation: str, outcome: str, seconds: float, attempt: int) -> None:

@@ -46,6 +46,8 @@ class Runtime:
     """Component -> problem worth showing on /readyz that does not stop ingest."""
     ingest: Ingest | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    leader: bool = False
+    """Whether this replica holds the reconcile lease (always, on SQLite)."""
 
     def get_store(self) -> Store:
         if self.store is None:
@@ -86,9 +88,10 @@ OPENAPI: dict[str, Any] = {
             },
             "State": {
                 "type": "object",
-                "required": ["mode", "alerts", "groups"],
+                "required": ["mode", "leader", "alerts", "groups"],
                 "properties": {
                     "mode": {"type": "string", "enum": ["live", "shadow"]},
+                    "leader": {"type": "boolean"},
                     "last_pass_at": {"type": "string", "format": "date-time", "nullable": True},
                     "alerts": {"type": "array", "items": {"type": "object"}},
                     "groups": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}},
@@ -213,6 +216,7 @@ async def state(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "mode": rt.settings.mode,
+            "leader": rt.leader,
             "last_pass_at": last.at.isoformat() if last else None,
             "alerts": [
                 {
@@ -242,6 +246,7 @@ async def metrics(request: web.Request) -> web.Response:
             sum(1 for g in last.groups.values() if g.published is not None and g.published.open)
         )
         m.groups_held.set(sum(1 for g in last.groups.values() if g.plan.held))
+    m.leader.set(1 if rt.leader else 0)
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from bridge.store.base import Store, StoredAlert, StoreError, UpsertResult
+from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "StoreError", "StoredAlert", "UpsertResult", "open_store"]
+__all__ = ["PostgresStore", "SQLiteStore", "Store", "StoreError", "StoredAlert", "UpsertResult", "open_store"]
 
 
 async def open_store(url: str) -> Store:

@@ -7,8 +7,10 @@ A ``?schema=NAME`` query parameter puts the tables in that schema (tests give ea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -70,10 +72,23 @@ def _split_schema(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
+class StaleLeaderError(StoreError):
+    """A write under a lease epoch that is no longer current: another replica leads now."""
+
+
+LEASE_LOCK = 0x5354_4252_4C45  # "STBRLE": the reconcile leadership
+
+
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool, schema: str | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str | None, dsn: str) -> None:
         self._pool = pool
         self.schema = schema
+        self._dsn = dsn
+        self.epoch: int | None = None
+        """The lease epoch this replica writes published state under (``None``: not the leader)."""
+
+    def lease(self, holder: str, *, on_lost: Callable[[], None]) -> PostgresLease:
+        return PostgresLease(self._dsn, self.schema, holder, on_lost=on_lost)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -95,7 +110,7 @@ class PostgresStore:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, server_settings=settings)
         except (OSError, asyncpg.PostgresError, ValueError) as exc:
             raise StoreError(f"store: cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
-        store = cls(pool, schema)
+        store = cls(pool, schema, dsn)
         await store.migrate()
         return store
 
@@ -178,6 +193,13 @@ class PostgresStore:
 
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
+            # Fencing: the epoch row is share-locked for the transaction, so a new leader's bump
+            # waits for this write to commit, and every write after the bump sees the new epoch.
+            current = await conn.fetchval("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
+            if current is not None and current != self.epoch:
+                raise StaleLeaderError(
+                    f"refusing to write group {group.key!r}: lease epoch {self.epoch} is stale (current {current})"
+                )
             await conn.execute(
                 "INSERT INTO incident_groups (key, data, updated_at) VALUES ($1, $2, now()) "
                 "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
@@ -223,8 +245,100 @@ class PostgresStore:
         status = await self._pool.execute("DELETE FROM maintenance_windows WHERE id = $1", window_id)
         return bool(int(status.split()[-1]))
 
+    async def lease_epoch(self) -> int | None:
+        value = await self._pool.fetchval("SELECT epoch FROM lease WHERE id = 1")
+        return None if value is None else int(value)
+
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+class PostgresLease:
+    """Reconcile leadership: a session advisory lock held on a dedicated connection.
+
+    The lock lives exactly as long as that connection: when the leader dies or its session is
+    terminated, PostgreSQL releases it and another replica's next attempt wins. The holder checks
+    its connection every ``check_interval`` and calls ``on_lost`` at the first sign of trouble, so
+    it stops writing at once; the epoch check in every write (see ``save_group``) covers the gap.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str | None,
+        holder: str,
+        *,
+        on_lost: Callable[[], None],
+        check_interval: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self.holder = holder
+        self._on_lost = on_lost
+        self._check_interval = check_interval
+        self._conn: asyncpg.Connection | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self.epoch: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None and self.epoch is not None
+
+    async def try_acquire(self) -> int | None:
+        """Take the lease if it is free; returns the new epoch, or ``None`` when another holds it."""
+        settings = {"search_path": self._schema} if self._schema is not None else None
+        conn = await asyncpg.connect(self._dsn, server_settings=settings)
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_LOCK):
+                await conn.close()
+                return None
+            epoch = await conn.fetchval(
+                "INSERT INTO lease (id, epoch, holder) VALUES (1, 1, $1) "
+                "ON CONFLICT (id) DO UPDATE SET epoch = lease.epoch + 1, holder = excluded.holder, acquired_at = now() "
+                "RETURNING epoch",
+                self.holder,
+            )
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self.epoch = int(epoch)
+        conn.add_termination_listener(lambda _conn: self._lose("lease connection closed"))
+        self._monitor = asyncio.create_task(self._watch())
+        return self.epoch
+
+    async def _watch(self) -> None:
+        while self._conn is not None:
+            await asyncio.sleep(self._check_interval)
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=max(1.0, self._check_interval * 2))
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._lose("lease connection unhealthy")
+                return
+
+    def _lose(self, _why: str) -> None:
+        if self.epoch is None:
+            return
+        self.epoch = None
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+        self._on_lost()
+
+    async def release(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        conn, self._conn = self._conn, None
+        self.epoch = None
+        if monitor is not None:
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close()
