@@ -7,7 +7,6 @@ that applies to its endpoint (HMAC only to Grafana's). All comparisons are const
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -34,39 +33,55 @@ class WebhookAuth:
     def applies_hmac(self, grafana: bool) -> bool:
         return grafana and self.hmac_secret is not None
 
+    def challenge(self, grafana: bool) -> str:
+        """``WWW-Authenticate`` for a 401: the schemes this endpoint would accept."""
+        schemes = []
+        if self.bearer is not None:
+            schemes.append('Bearer realm="statusbridge"')
+        if self.basic_user is not None:
+            schemes.append('Basic realm="statusbridge", charset="UTF-8"')
+        if self.applies_hmac(grafana):
+            # Not an IANA scheme: it names the header the signature is expected in.
+            schemes.append(f'HMAC-SHA256 realm="statusbridge", header="{self.hmac_header}"')
+        return ", ".join(schemes) or 'Bearer realm="statusbridge"'
+
     def header_ok(self, headers: Mapping[str, str]) -> bool:
         """Bearer or basic credentials in the Authorization header."""
         auth = headers.get("Authorization", "")
         scheme, _, value = auth.partition(" ")
         if self.bearer is not None and scheme.lower() == "bearer":
-            return hmac.compare_digest(value.strip().encode(), self.bearer.get_secret_value().encode())
+            return hmac.compare_digest(_bytes(value.strip()), _bytes(self.bearer.get_secret_value()))
         if self.basic_user is not None and self.basic_password is not None and scheme.lower() == "basic":
             try:
-                decoded = base64.b64decode(value.strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
+                decoded = base64.b64decode(value.strip(), validate=True)
+            except ValueError:  # binascii.Error, or a str that is not ASCII
                 return False
-            user, _, password = decoded.partition(":")
-            return hmac.compare_digest(user.encode(), self.basic_user.encode()) & hmac.compare_digest(
-                password.encode(), self.basic_password.get_secret_value().encode()
+            user, _, password = decoded.partition(b":")
+            # Both comparisons always run: the time taken says nothing about which part was wrong.
+            return hmac.compare_digest(user, _bytes(self.basic_user)) & hmac.compare_digest(
+                password, _bytes(self.basic_password.get_secret_value())
             )
         return False
 
     def hmac_ok(self, headers: Mapping[str, str], body: bytes, now: datetime) -> bool:
+        """Grafana's signature: lowercase hex HMAC-SHA256 of the raw body (or of ``ts:body``)."""
         assert self.hmac_secret is not None
         signature = headers.get(self.hmac_header)
         if not signature:
             return False
         message = body
         if self.hmac_timestamp_header:
-            stamp = headers.get(self.hmac_timestamp_header)
-            if not stamp:
+            stamp = headers.get(self.hmac_timestamp_header, "")
+            # Unix seconds as Grafana writes them; the length bound keeps int() cheap.
+            if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
                 return False
-            try:
-                when = float(stamp)
-            except ValueError:
-                return False
-            if abs(now.timestamp() - when) > self.hmac_max_skew.total_seconds():
+            if abs(now.timestamp() - int(stamp)) > self.hmac_max_skew.total_seconds():
                 return False
             message = stamp.encode() + b":" + body
-        expected = hmac.new(self.hmac_secret.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, signature.strip().lower())
+        expected = hmac.new(_bytes(self.hmac_secret.get_secret_value()), message, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected.encode(), _bytes(signature.strip().lower()))
+
+
+def _bytes(value: str) -> bytes:
+    """Header text back to bytes; aiohttp keeps undecodable header bytes as surrogate escapes."""
+    return value.encode("utf-8", "surrogateescape")

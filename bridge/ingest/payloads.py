@@ -8,6 +8,7 @@ field, e.g. ``alerts[3].startsAt: not an RFC 3339 time``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,26 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return f"{h:016x}"
 
 
+def text(value: str, field: str) -> str:
+    """``value`` if it can be stored anywhere: UTF-8 encodable (no lone surrogates) and without NUL.
+
+    JSON lets ``"\\ud800"`` and ``"\\u0000"`` through; neither is valid UTF-8 text for SQLite or
+    PostgreSQL, so they are the sender's mistake (422), not a store failure (5xx).
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("not valid Unicode text (lone surrogate)", field=field) from None
+    if "\x00" in value:
+        raise PayloadError("contains a NUL character", field=field)
+    return value
+
+
+def _shown(key: str) -> str:
+    """A key as it can be shown in a field path, whatever it contains."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
     if value is None:
         if required:
@@ -43,32 +64,38 @@ def str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
     if not isinstance(value, dict):
         raise PayloadError("must be an object of strings", field=field)
     for k, v in value.items():
+        where = f"{field}.{_shown(k)}"
+        text(k, where)
         if not isinstance(v, str):
-            raise PayloadError("must be a string", field=f"{field}.{k}")
+            raise PayloadError("must be a string", field=where)
+        text(v, where)
     return dict(value)
 
 
+# RFC 3339 ``date-time`` (the ``T`` may be a space or lower case, as RFC 3339 §5.6 allows). Go's
+# RFC3339Nano drops trailing zeros, so the fraction has 0 to 9 digits; Python keeps microseconds.
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def parse_time(value: Any, field: str, *, required: bool) -> datetime | None:
+    """An RFC 3339 time in UTC; ``None`` when absent or Go's zero time (Alertmanager's "no end")."""
     if value is None or value == "":
         if required:
             raise PayloadError("is required", field=field)
         return None
-    if not isinstance(value, str):
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise PayloadError("not an RFC 3339 time", field=field)
-    text = value
-    # Go's RFC3339Nano has up to 9 fractional digits; Python keeps microseconds.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        frac, tail = rest[:digits], rest[digits:]
-        text = f"{head}.{frac[:6].ljust(6, '0')}{tail}" if frac else head + tail
+    date, clock, fraction, offset = match.groups()
+    micros = (fraction or "")[:6].ljust(6, "0")
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise PayloadError("not an RFC 3339 time", field=field) from None
-    if parsed.tzinfo is None:
-        raise PayloadError("an RFC 3339 time needs a time zone", field=field)
-    parsed = parsed.astimezone(UTC)
+        parsed = datetime.fromisoformat(f"{date}T{clock}.{micros}{offset.upper()}")
+        # A valid local time near year 1 or 9999 may have no UTC equivalent in a datetime.
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise PayloadError("not a valid time (out of range)", field=field) from None
     return None if parsed <= ZERO_TIME else parsed
 
 
@@ -84,11 +111,20 @@ def _alert(raw: Any, where: str, source: Source, received_at: datetime) -> Alert
     starts_at = parse_time(raw.get("startsAt"), f"{where}.startsAt", required=True) or ZERO_TIME
     ends_at = parse_time(raw.get("endsAt"), f"{where}.endsAt", required=False)
     fp = raw.get("fingerprint")
-    if fp is not None and (not isinstance(fp, str) or not fp or len(fp) > 128):
-        raise PayloadError("must be a non-empty string", field=f"{where}.fingerprint")
-    url = raw.get("generatorURL", "")
+    if fp is not None and (not isinstance(fp, str) or len(fp) > 128):
+        raise PayloadError("must be a string of at most 128 characters", field=f"{where}.fingerprint")
+    if fp:
+        text(fp, f"{where}.fingerprint")
+    elif not labels:
+        raise PayloadError(
+            "is empty and there is no fingerprint: the alert cannot be identified", field=f"{where}.labels"
+        )
+    url = raw.get("generatorURL")
+    if url is None:
+        url = ""
     if not isinstance(url, str):
         raise PayloadError("must be a string", field=f"{where}.generatorURL")
+    text(url, f"{where}.generatorURL")
     firing = status == "firing"
     return Alert(
         source=source,
@@ -97,6 +133,7 @@ def _alert(raw: Any, where: str, source: Source, received_at: datetime) -> Alert
         annotations=annotations,
         status=AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
         starts_at=starts_at,
+        # A resolve without an end time (none, or the zero time) ended no later than we heard of it.
         ends_at=None if firing else (ends_at or received_at),
         generator_url=url,
         received_at=received_at,

@@ -82,26 +82,27 @@ class Ingest:
         header_ok = self._auth.open or self._auth.header_ok(request.headers)
         needs_hmac = not header_ok and self._auth.applies_hmac(grafana)
         if not header_ok and not (needs_hmac and self._auth.hmac_header in request.headers):
+            given = "Authorization" in request.headers
             raise WebhookError(
-                401, "authentication required", headers={"WWW-Authenticate": 'Bearer realm="statusbridge"'}
+                401,
+                "invalid credentials" if given else "authentication required",
+                headers={"WWW-Authenticate": self._auth.challenge(grafana)},
             )
         length = request.content_length
         if length is not None and length > self._max_body:
             raise WebhookError(413, f"body larger than {self._max_body} bytes")
+        # The signature covers the body, so an oversized signed request is a 413 before it can be a 401.
         body = await self._read(request)
         if needs_hmac and not self._auth.hmac_ok(request.headers, body, now):
             raise WebhookError(
-                401, "bad or expired HMAC signature", headers={"WWW-Authenticate": "HMAC-SHA256"}
+                401,
+                "bad or expired HMAC signature",
+                headers={"WWW-Authenticate": self._auth.challenge(grafana)},
             )
         if request.content_type != "application/json":
-            raise WebhookError(
-                415, f"expected Content-Type application/json, got {request.content_type or 'none'}"
-            )
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise WebhookError(400, f"body is not valid JSON: {detail}") from None
+            got = request.headers.get("Content-Type") or "none"
+            raise WebhookError(415, f"expected Content-Type application/json, got {got}")
+        payload = _decode_json(body)
         try:
             alerts = parse(payload, now)
         except PayloadError as exc:
@@ -113,11 +114,24 @@ class Ingest:
             raise WebhookError(
                 503, "the alert store is unavailable; retry later", headers={"Retry-After": "5"}
             ) from None
-        if isinstance(payload, dict) and payload.get("truncatedAlerts"):
-            log.warning("sender truncated alerts", source=source, truncated=payload.get("truncatedAlerts"))
+        answer: dict[str, Any] = {
+            "received": result.received,
+            "stored": len({(a.source, a.fingerprint, a.starts_at) for a in alerts}),
+            "changed": result.changed,
+        }
+        truncated = payload.get("truncatedAlerts") if isinstance(payload, dict) else None
+        if isinstance(truncated, int) and not isinstance(truncated, bool) and truncated > 0:
+            # The sender's max_alerts dropped alerts of this group: they are not on the page either.
+            answer["truncated"] = truncated
+            log.warning(
+                "sender truncated alerts",
+                source=source,
+                truncated=truncated,
+                group_key=str(payload.get("groupKey", ""))[:500],
+            )
         if result.changed:
             self._on_change()
-        return web.json_response({"received": result.received, "changed": result.changed})
+        return web.json_response(answer)
 
     async def _read(self, request: web.Request) -> bytes:
         chunks: list[bytes] = []
@@ -128,3 +142,19 @@ class Ingest:
                 raise WebhookError(413, f"body larger than {self._max_body} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_json(body: bytes) -> Any:
+    """RFC 8259 JSON: UTF-8 only, no NaN/Infinity; absurd nesting is a 400, never a RecursionError."""
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise WebhookError(400, f"body is not UTF-8: invalid byte at offset {exc.start}") from None
+    except RecursionError:
+        raise WebhookError(400, "body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise WebhookError(400, f"body is not valid JSON: {exc}") from None
