@@ -265,6 +265,10 @@ class PublishedGroup:
     taken_over: bool = False
     """A human changed the incident on the page: the bridge no longer touches this episode."""
     taken_over_reason: str | None = None
+    force_resolve: bool = False
+    """An admin asked to resolve this episode now, whatever the alerts say."""
+    left_open_incident: str | None = None
+    """A taken-over incident whose alerts all cleared while a human still had it open (reported)."""
 
     @property
     def open(self) -> bool:

@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.domain import Alert, Impact, PublishedGroup, format_duration
-from bridge.engine.reconciler import Reconciler
+from bridge.engine.reconciler import EvaluationLike, Reconciler
 from bridge.incidentio.client import StatusPageClient
 from bridge.ingest.routes import Ingest
 from bridge.metrics import Metrics
@@ -54,14 +54,22 @@ class Runtime:
             raise RuntimeError("store not open")
         return self.store
 
-    def evaluate(self, alerts: Sequence[Alert]) -> Sequence[Impact]:
+    def evaluate(self, alerts: Sequence[Alert]) -> EvaluationLike:
         if self.rules is None:
-            return []
-        return self.rules.current.evaluate(alerts).impacts
+            return NO_RULES
+        return self.rules.current.evaluate(alerts)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
+
+@dataclass(frozen=True)
+class _NoRules:
+    impacts: tuple[Impact, ...] = ()
+    heartbeats: dict[str, Any] = field(default_factory=dict)
+
+
+NO_RULES = _NoRules()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

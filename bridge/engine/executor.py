@@ -55,6 +55,7 @@ class PageAPI(Protocol):
     async def update(self, action: UpdateIncident) -> None: ...
     async def rename(self, action: RenameIncident) -> None: ...
     async def show(self, incident_id: str) -> IncidentView: ...
+    async def open_incidents(self, status_page_id: str) -> list[IncidentView]: ...
 
 
 class GroupStore(Protocol):
@@ -208,6 +209,12 @@ class Executor:
         await self._save(done, kind, "ok")
         log.info("incident written", kind=kind, group=published.key, incident_id=published.incident_id)
         return done
+
+    async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
+        try:
+            return await self._api.open_incidents(status_page_id)
+        except (OutcomeUnknown, IncidentGone) as exc:
+            raise ActionFailed(str(exc)) from exc
 
     async def read_back(self, published: PublishedGroup) -> PublishedGroup:
         assert published.incident_id is not None

@@ -124,6 +124,9 @@ class Plan:
     """The hold to remember (unchanged when equal to the published one)."""
     held: str | None = None
     """Why something desired is not published yet (for the state API), or ``None``."""
+    end_takeover: bool = False
+    """The group's alerts cleared while a human held its incident: close the episode (a later
+    firing opens a new incident)."""
 
 
 def idempotency_key(group_key: str, episode: int) -> str:

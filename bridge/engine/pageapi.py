@@ -95,3 +95,14 @@ class ClientPageAPI:
 
     async def show(self, incident_id: str) -> IncidentView:
         return incident_view(await _call(self._client.show_incident(incident_id)))
+
+    async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
+        """The page's ongoing incidents (newest first; the walk stops at the first page with none)."""
+        out: list[IncidentView] = []
+        try:
+            async for incident in self._client.iter_incidents(status_page_id):
+                if str(incident.incident_status) != "resolved":
+                    out.append(incident_view(incident))
+        except errors.IncidentIOError as exc:
+            raise ActionFailed(str(exc)) from exc
+        return out

@@ -66,7 +66,24 @@ def plan(
     (its alerts are gone or its rule was removed): an open incident is then wound down."""
     policy = policy or Policy()
     if published is not None and published.taken_over:
-        return Plan(held="taken over by a human on the page; not touched")
+        if desired is None or not desired.firing:
+            return Plan(end_takeover=True, held="taken over; its alerts have cleared: the episode ends")
+        return Plan(held=f"taken over ({published.taken_over_reason or 'edited on the page'}); not touched")
+    if published is not None and published.force_resolve and published.open and published.incident_id:
+        return Plan(
+            actions=(
+                UpdateIncident(
+                    group_key=published.key,
+                    incident_id=published.incident_id,
+                    incident_status=IncidentStatus.RESOLVED,
+                    components=None,
+                    message=(desired.resolved_message if desired is not None else "")
+                    or DEFAULT_RESOLVED_MESSAGE,
+                    notify_subscribers=desired is not None
+                    and desired.notify in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE),
+                ),
+            )
+        )
     if published is not None and published.outcome_unknown and published.incident_id:
         return Plan(actions=(ReadBack(published.key, published.incident_id),))
     if published is None or not published.open:
@@ -348,8 +365,13 @@ def after_update(published: PublishedGroup, action: UpdateIncident, now: datetim
         monitoring_since = published.monitoring_since or now
     else:
         monitoring_since = None
+    forced = published.force_resolve and action.incident_status is IncidentStatus.RESOLVED
     return replace(
         published,
+        # A forced resolve is a human decision: the bridge does not reopen while the alerts fire.
+        force_resolve=False,
+        taken_over=published.taken_over or forced,
+        taken_over_reason="force-resolved by an admin" if forced else published.taken_over_reason,
         incident_status=action.incident_status,
         components=components,
         update_count=published.update_count + 1,
@@ -363,6 +385,21 @@ def after_update(published: PublishedGroup, action: UpdateIncident, now: datetim
 
 def after_rename(published: PublishedGroup, action: RenameIncident) -> PublishedGroup:
     return replace(published, name=action.name)
+
+
+def after_takeover(published: PublishedGroup) -> PublishedGroup:
+    """Close a taken-over episode once its alerts have cleared. If the human left the incident open,
+    it is remembered (and reported) as left open; the next firing opens a new episode."""
+    left_open = published.incident_id if published.open else None
+    return replace(
+        published,
+        taken_over=False,
+        incident_status=IncidentStatus.RESOLVED,
+        left_open_incident=left_open or published.left_open_incident,
+        pending_digest=None,
+        pending_since=None,
+        outcome_unknown=False,
+    )
 
 
 def with_pending(published: PublishedGroup | None, result: Plan) -> PublishedGroup | None:

@@ -15,20 +15,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from bridge.domain import ActionRecord, Alert, Impact, PublishedGroup
+from bridge.domain import ActionRecord, Alert, ComponentStatus, Impact, PublishedGroup
 from bridge.engine.desired import build_desired
 from bridge.engine.executor import ActionFailed, Executor
-from bridge.engine.model import DesiredGroup, Plan, Policy
-from bridge.engine.planner import plan, with_pending
+from bridge.engine.guard import GuardPolicy, GuardState
+from bridge.engine.guard import check as guard_check
+from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy
+from bridge.engine.planner import after_create, after_takeover, plan, with_pending
+from bridge.engine.readback import IncidentView
 from bridge.observability import get_logger
 
 log = get_logger(__name__)
 
-Evaluate = Callable[[Sequence[Alert]], Sequence[Impact]]
+
+class EvaluationLike(Protocol):
+    @property
+    def impacts(self) -> Sequence[Impact]: ...
+    @property
+    def heartbeats(self) -> Mapping[str, tuple[timedelta, datetime | None]]: ...
+
+
+Evaluate = Callable[[Sequence[Alert]], EvaluationLike]
+PAUSED = "paused"
+GUARD_RELEASED = "guard_released_at"
 UnderMaintenance = Callable[[datetime], Mapping[str, Set[str]]]
 
 
@@ -36,6 +49,7 @@ class ReconcileStore(Protocol):
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
     async def load_groups(self) -> dict[str, PublishedGroup]: ...
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
+    async def get_control(self, key: str) -> Any: ...
 
 
 @dataclass
@@ -55,6 +69,11 @@ class PassReport:
     actions: int = 0
     errors: int = 0
     wake_at: datetime | None = None
+    paused: bool = False
+    blind: list[str] = field(default_factory=list)
+    """Heartbeat rules whose alert has not arrived within its timeout."""
+    guard: dict[str, str] = field(default_factory=dict)
+    """Group key -> why the blast-radius guard holds its publication."""
 
 
 class Reconciler:
@@ -72,6 +91,7 @@ class Reconciler:
         under_maintenance: UnderMaintenance | None = None,
         concurrency: int = 8,
         on_pass: Callable[[PassReport | None], None] | None = None,
+        guard: GuardPolicy | None = None,
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write."""
         self._store = store
@@ -85,6 +105,8 @@ class Reconciler:
         self._under_maintenance = under_maintenance or (lambda _now: {})
         self._limit = asyncio.Semaphore(concurrency)
         self._on_pass = on_pass
+        self.guard_policy = guard or GuardPolicy()
+        self._guard = GuardState()
         self._next_drift: datetime | None = None
         self.last: PassReport | None = None
         self.passes = 0
@@ -96,25 +118,46 @@ class Reconciler:
     async def reconcile_once(self) -> PassReport:
         now = self._clock()
         alerts = await self._store.active_alerts(now=now, ttl=self._ttl)
-        impacts = self._evaluate(alerts)
+        evaluation = self._evaluate(alerts)
         published = await self._store.load_groups()
-        if self._executor is not None and (self._next_drift is None or now >= self._next_drift):
+        paused = bool(await self._store.get_control(PAUSED))
+        released_raw = await self._store.get_control(GUARD_RELEASED)
+        released_at = datetime.fromisoformat(released_raw) if released_raw else None
+        writing = self._executor is not None and not paused
+        if writing and (self._next_drift is None or now >= self._next_drift):
             published = await self._check_drift(published)
             self._next_drift = now + self._drift_interval
         by_id = {(a.source, a.fingerprint): a for a in alerts}
-        desired = build_desired(impacts, by_id, published, self._under_maintenance(now))
+        desired = build_desired(evaluation.impacts, by_id, published, self._under_maintenance(now))
         keys = set(desired) | {
             k
             for k, p in published.items()
-            if p.open or p.outcome_unknown or (p.create_attempted and p.incident_status is None)
+            if p.open
+            or p.outcome_unknown
+            or p.taken_over
+            or (p.create_attempted and p.incident_status is None)
         }
-        report = PassReport(at=now, alerts=len(alerts))
+        plans = {k: plan(desired.get(k), published.get(k), now, self.policy) for k in sorted(keys)}
+        report = PassReport(at=now, alerts=len(alerts), paused=paused)
+        report.guard = guard_check(
+            plans, published, now, self.guard_policy, self._guard, released_at=released_at
+        )
+        report.blind = sorted(
+            name
+            for name, (timeout, last) in evaluation.heartbeats.items()
+            if last is None or now - last > timeout
+        )
+        self._adoptable: dict[str, list[IncidentView]] = {}
+        claimed = {p.incident_id for p in published.values() if p.incident_id}
         results = await asyncio.gather(
-            *(self._group(k, desired.get(k), published.get(k), now) for k in sorted(keys))
+            *(
+                self._group(k, desired.get(k), published.get(k), plans[k], now, report, claimed)
+                for k in sorted(keys)
+            )
         )
         for group in results:
             report.groups[group.key] = group
-            report.actions += 0 if group.error else len(group.plan.actions)
+            report.actions += 0 if group.error or group.plan.held else len(group.plan.actions)
             report.errors += 1 if group.error else 0
             wake = group.plan.wake_at
             if self._executor is not None and (blocked := self._executor.blocked_until(group.key, now)):
@@ -126,24 +169,52 @@ class Reconciler:
         return report
 
     async def _group(
-        self, key: str, desired: DesiredGroup | None, published: PublishedGroup | None, now: datetime
+        self,
+        key: str,
+        desired: DesiredGroup | None,
+        published: PublishedGroup | None,
+        result: Plan,
+        now: datetime,
+        report_: PassReport,
+        claimed: set[str],
     ) -> GroupReport:
-        result = plan(desired, published, now, self.policy)
         report = GroupReport(key, desired, published, result)
         if self._executor is None:
+            return report
+        if report_.paused:
+            report.plan = replace(result, held="paused by an admin: nothing is published")
+            return report
+        if key in report_.guard:
+            report.plan = replace(result, held=report_.guard[key])
             return report
         if (blocked := self._executor.blocked_until(key, now)) is not None and result.actions:
             report.error = f"backing off after a failure until {blocked.isoformat()}"
             report.plan = Plan(wake_at=blocked, held=report.error)
             return report
         async with self._limit:
-            remembered = with_pending(published, result)
-            if remembered is not None and remembered != published:
-                await self._store.save_group(remembered)
-            current = remembered
+            current = with_pending(published, result)
             try:
+                if result.end_takeover and current is not None:
+                    current = after_takeover(current)
+                    if current.left_open_incident:
+                        log.warning(
+                            "a taken-over incident is still open although its alerts cleared",
+                            group=key,
+                            incident_id=current.left_open_incident,
+                        )
+                if current is not None and current != published:
+                    await self._store.save_group(current)
                 for action in result.actions:
+                    if isinstance(action, CreateIncident) and (
+                        current is None or not current.create_attempted
+                    ):
+                        adopted = await self._adopt(action, current, claimed)
+                        if adopted is not None:
+                            current = adopted
+                            break
                     current = await self._executor.execute(action, current)
+                    if isinstance(action, CreateIncident):
+                        self._guard.record_create(now)
             except ActionFailed as exc:
                 report.error = str(exc)
             except Exception as exc:
@@ -151,6 +222,46 @@ class Reconciler:
                 report.error = f"internal error: {type(exc).__name__}"
             report.published = current
         return report
+
+    async def _adopt(
+        self, action: CreateIncident, published: PublishedGroup | None, claimed: set[str]
+    ) -> PublishedGroup | None:
+        """With no record of this group (an empty or lost store), an open incident on the page with
+        the same name and overlapping components is this group's: adopt it instead of a duplicate."""
+        assert self._executor is not None
+        if action.status_page_id not in self._adoptable:
+            try:
+                self._adoptable[action.status_page_id] = await self._executor.open_incidents(
+                    action.status_page_id
+                )
+            except ActionFailed as exc:
+                log.warning("could not list open incidents for adoption", error=str(exc))
+                self._adoptable[action.status_page_id] = []
+        wanted = {c for c, s in action.components.items() if s is not ComponentStatus.OPERATIONAL}
+        for view in self._adoptable[action.status_page_id]:
+            shown = {c for c, s in view.components.items() if s is not ComponentStatus.OPERATIONAL}
+            if view.id in claimed or view.name != action.name:
+                continue
+            if wanted and shown and not (wanted & shown):
+                continue
+            claimed.add(view.id)
+            adopted = after_create(
+                published,
+                action,
+                view.id,
+                self._clock(),
+                incident_status=view.incident_status,
+                components=view.components,
+                update_count=view.update_count,
+            )
+            await self._store.save_group(adopted)
+            log.info(
+                "adopted an open incident instead of creating one",
+                group=action.group_key,
+                incident_id=view.id,
+            )
+            return adopted
+        return None
 
     async def _check_drift(self, published: dict[str, PublishedGroup]) -> dict[str, PublishedGroup]:
         assert self._executor is not None

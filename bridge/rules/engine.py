@@ -16,14 +16,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.domain import (
     Alert,
@@ -84,10 +92,17 @@ class IncidentTexts(_Model):
     resolved_message: str = DEFAULT_RESOLVED
 
 
+class HeartbeatSpec(_Model):
+    timeout: Duration
+
+
 class RuleModel(_Model):
     name: str = Field(min_length=1, max_length=100)
     matchers: list[str] = Field(default_factory=list)
-    components: list[str] = Field(min_length=1)
+    components: list[str] = Field(default_factory=list)
+    heartbeat: HeartbeatSpec | None = None
+    """An always-firing alert (Alertmanager's Watchdog) proving the pipeline works: no impacts;
+    when none arrives for ``timeout`` the bridge reports itself blind."""
     status: ComponentStatus | StatusFrom = ComponentStatus.PARTIAL_OUTAGE
     status_page: str | None = None
     group_by: list[str] = Field(default_factory=list)
@@ -99,6 +114,12 @@ class RuleModel(_Model):
     downgrade_after: Duration | None = None
     notify_subscribers: Annotated[NotifyPolicy | None, BeforeValidator(_notify)] = None
     suppress_during_maintenance: bool | None = None
+
+    @model_validator(mode="after")
+    def _components_unless_heartbeat(self) -> RuleModel:
+        if self.heartbeat is None and not self.components:
+            raise ValueError("components: a rule needs at least one component (or is a heartbeat)")
+        return self
 
     @field_validator("status", mode="before")
     @classmethod
@@ -153,6 +174,7 @@ class Rule:
     timings: Timings
     notify: NotifyPolicy
     suppress_during_maintenance: bool
+    heartbeat_timeout: timedelta | None = None
 
     def matches(self, alert: Alert) -> bool:
         return all(m.matches(alert.labels) for m in self.matchers)
@@ -186,6 +208,8 @@ class Evaluation:
     groups: dict[str, GroupSpec]
     matches: dict[tuple[str, str], list[str]]
     """``(source, fingerprint)`` -> names of the rules that matched the alert."""
+    heartbeats: dict[str, tuple[timedelta, datetime | None]] = field(default_factory=dict)
+    """Heartbeat rule -> (timeout, when a matching firing alert was last received)."""
 
 
 def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
@@ -223,13 +247,21 @@ class RuleSet:
         groups: dict[str, GroupSpec] = {}
         matches: dict[tuple[str, str], list[str]] = {}
         hits: list[tuple[Alert, Rule, str]] = []
+        heartbeats: dict[str, tuple[timedelta, datetime | None]] = {
+            r.name: (r.heartbeat_timeout, None) for r in self.rules if r.heartbeat_timeout is not None
+        }
         for alert in alerts:
             matched: list[str] = []
             for rule in self.rules:
                 if not rule.matches(alert):
                     continue
                 matched.append(rule.name)
-                if alert.firing:
+                if rule.heartbeat_timeout is not None:
+                    if alert.firing:
+                        last = heartbeats[rule.name][1]
+                        if last is None or alert.received_at > last:
+                            heartbeats[rule.name] = (rule.heartbeat_timeout, alert.received_at)
+                elif alert.firing:
                     key = rule.group_key(alert)
                     groups.setdefault(key, GroupSpec(key, rule)).alerts.append(alert)
                     hits.append((alert, rule, key))
@@ -261,7 +293,7 @@ class RuleSet:
                         suppress_during_maintenance=rule.suppress_during_maintenance,
                     )
                 )
-        return Evaluation(impacts, groups, matches)
+        return Evaluation(impacts, groups, matches, heartbeats)
 
     @staticmethod
     def _render(group: GroupSpec) -> None:
@@ -426,6 +458,8 @@ def _build_rule(
         except MatcherError as exc:
             problems.append(RuleProblem(file, rm.name, f"matchers[{i}]", str(exc)))
     page_ref = rm.status_page or model.status_page
+    if page_ref is None and rm.heartbeat is not None:
+        page_ref = ""
     if page_ref is None:
         problems.append(
             RuleProblem(
@@ -435,7 +469,7 @@ def _build_rule(
         return None
     components: list[tuple[str, str]] = []
     page_id = page_ref
-    if directory is not None:
+    if directory is not None and rm.heartbeat is None:
         page = directory.page(page_ref)
         if page is None:
             problems.append(RuleProblem(file, rm.name, "status_page", f"unknown status page {page_ref!r}"))
@@ -487,6 +521,7 @@ def _build_rule(
         suppress_during_maintenance=rm.suppress_during_maintenance
         if rm.suppress_during_maintenance is not None
         else d.suppress_during_maintenance,
+        heartbeat_timeout=rm.heartbeat.timeout if rm.heartbeat is not None else None,
     )
 
 

@@ -192,14 +192,22 @@ class PostgresStore:
         return {g.key: g for g in (group_from_json(r["data"]) for r in rows)}
 
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        await self._save_group(group, action, fenced=True)
+
+    async def save_group_unfenced(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """An operator's change through the admin API of any replica (not a publication)."""
+        await self._save_group(group, action, fenced=False)
+
+    async def _save_group(self, group: PublishedGroup, action: ActionRecord | None, *, fenced: bool) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            # Fencing: the epoch row is share-locked for the transaction, so a new leader's bump
-            # waits for this write to commit, and every write after the bump sees the new epoch.
-            current = await conn.fetchval("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
-            if current is not None and current != self.epoch:
-                raise StaleLeaderError(
-                    f"refusing to write group {group.key!r}: lease epoch {self.epoch} is stale (current {current})"
-                )
+            if fenced:
+                # The epoch row is share-locked for the transaction, so a new leader's bump waits
+                # for this write to commit, and every write after the bump sees the new epoch.
+                current = await conn.fetchval("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
+                if current is not None and current != self.epoch:
+                    raise StaleLeaderError(
+                        f"refusing to write group {group.key!r}: lease epoch {self.epoch} is stale (current {current})"
+                    )
             await conn.execute(
                 "INSERT INTO incident_groups (key, data, updated_at) VALUES ($1, $2, now()) "
                 "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
@@ -244,6 +252,18 @@ class PostgresStore:
     async def delete_window(self, window_id: str) -> bool:
         status = await self._pool.execute("DELETE FROM maintenance_windows WHERE id = $1", window_id)
         return bool(int(status.split()[-1]))
+
+    async def get_control(self, key: str) -> Any:
+        value = await self._pool.fetchval("SELECT value FROM control WHERE key = $1", key)
+        return None if value is None else json.loads(value)
+
+    async def set_control(self, key: str, value: Any) -> None:
+        await self._pool.execute(
+            "INSERT INTO control (key, value, updated_at) VALUES ($1, $2, now()) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            key,
+            json.dumps(value),
+        )
 
     async def lease_epoch(self) -> int | None:
         value = await self._pool.fetchval("SELECT epoch FROM lease WHERE id = 1")

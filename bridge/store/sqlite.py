@@ -253,6 +253,23 @@ class SQLiteStore:
             cur = await self._db.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
             return cur.rowcount > 0
 
+    async def get_control(self, key: str) -> Any:
+        async with self._db.execute("SELECT value FROM control WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else json.loads(row[0])
+
+    async def set_control(self, key: str, value: Any) -> None:
+        async with self._write:
+            await self._db.execute(
+                "INSERT INTO control (key, value, updated_at) VALUES (?, ?, datetime('now')) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(value)),
+            )
+
+    async def save_group_unfenced(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """An operator's change (admin API): SQLite has one writer, so it is an ordinary save."""
+        await self.save_group(group, action=action)
+
     async def ping(self) -> None:
         async with self._db.execute("SELECT 1") as cur:
             await cur.fetchone()

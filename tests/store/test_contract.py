@@ -162,6 +162,15 @@ async def test_maintenance_windows(store_factory: StoreFactory) -> None:
     }
 
 
+async def test_control_switches(store: Store) -> None:
+    assert await store.get_control("paused") is None
+    await store.set_control("paused", {"by": "admin", "at": "2026-11-23T12:00:00Z"})
+    await store.set_control("paused", {"by": "other"})
+    assert await store.get_control("paused") == {"by": "other"}
+    await store.set_control("paused", None)
+    assert await store.get_control("paused") is None
+
+
 async def test_prune_removes_old_resolved_only(store: Store) -> None:
     await store.upsert_alerts([alert("old", AlertStatus.RESOLVED), alert("live")])
     assert await store.prune_alerts(resolved_before=T0 + timedelta(days=1)) == 1

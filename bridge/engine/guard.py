@@ -1,0 +1,97 @@
+"""The blast-radius guard: hold publications that look like a broken pipeline, not an outage.
+
+Two conditions, both measured at planning time: more than ``max_new`` incidents opening within
+``window`` (a rule gone wrong, a label rename, a monitoring outage reporting everything down), and
+more than half of the open incidents resolving at once (an Alertmanager restart that lost its
+state). While a condition holds, those publications wait — visible in the state API, logged and
+metered — until an admin releases them, or the condition has persisted for ``release_after`` (a
+real mass event should still reach the page). Pure: it takes ``now`` and returns what to hold.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bridge.domain import IncidentStatus, PublishedGroup
+from bridge.engine.model import CreateIncident, Plan, UpdateIncident
+
+NEW_INCIDENTS = "new_incidents"
+MASS_RESOLVE = "mass_resolve"
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    max_new: int = 5
+    window: timedelta = timedelta(minutes=5)
+    release_after: timedelta = timedelta(minutes=15)
+
+
+@dataclass
+class GuardState:
+    creates: deque[datetime] = field(default_factory=deque)
+    """When recent incidents were opened (for the sliding window)."""
+    since: dict[str, datetime] = field(default_factory=dict)
+    """Condition -> when it started holding."""
+
+    def record_create(self, now: datetime) -> None:
+        self.creates.append(now)
+
+
+def _opens(plan: Plan) -> bool:
+    return any(
+        isinstance(a, CreateIncident) and a.incident_status is not IncidentStatus.RESOLVED
+        for a in plan.actions
+    )
+
+
+def _winds_down(plan: Plan) -> bool:
+    return any(
+        isinstance(a, UpdateIncident)
+        and a.incident_status in (IncidentStatus.MONITORING, IncidentStatus.RESOLVED)
+        for a in plan.actions
+    )
+
+
+def check(
+    plans: Mapping[str, Plan],
+    published: Mapping[str, PublishedGroup],
+    now: datetime,
+    policy: GuardPolicy,
+    state: GuardState,
+    *,
+    released_at: datetime | None,
+) -> dict[str, str]:
+    """Group key -> why its publication is held (empty: nothing held). Updates ``state.since``."""
+    while state.creates and state.creates[0] <= now - policy.window:
+        state.creates.popleft()
+    held: dict[str, str] = {}
+    opening = [k for k, p in plans.items() if _opens(p)]
+    conditions: dict[str, tuple[bool, list[str], str]] = {}
+    recent = len(state.creates)
+    conditions[NEW_INCIDENTS] = (
+        recent + len(opening) > policy.max_new,
+        opening,
+        f"{recent + len(opening)} new incidents within {policy.window} (limit {policy.max_new})",
+    )
+    open_groups = [k for k, p in published.items() if p.open and not p.taken_over]
+    resolving = [k for k, p in plans.items() if k in open_groups and _winds_down(p)]
+    conditions[MASS_RESOLVE] = (
+        len(open_groups) >= 2 and len(resolving) * 2 > len(open_groups),
+        resolving,
+        f"{len(resolving)} of {len(open_groups)} open incidents resolving at once",
+    )
+    for name, (active, keys, why) in conditions.items():
+        if not active:
+            state.since.pop(name, None)
+            continue
+        since = state.since.setdefault(name, now)
+        if released_at is not None and released_at >= since:
+            continue
+        if now - since >= policy.release_after:
+            continue
+        for key in keys:
+            held[key] = f"blast-radius guard ({name}): {why}; held since {since.isoformat()}"
+    return held
