@@ -24,7 +24,15 @@ async def open_store(url: str) -> Store:
             raise StoreError(
                 "STATUSBRIDGE_STORE_URL: sqlite URLs name a file: sqlite:///relative.db or sqlite:////abs.db"
             )
-        sync = parse_qs(parts.query).get("synchronous", ["normal"])[0].upper()
+        if parts.netloc:
+            raise StoreError(
+                f"STATUSBRIDGE_STORE_URL: sqlite URLs have no host ({parts.netloc!r}): "
+                "sqlite:///relative.db or sqlite:////abs.db"
+            )
+        options = parse_qs(parts.query)
+        if unknown := sorted(set(options) - {"synchronous"}):
+            raise StoreError(f"STATUSBRIDGE_STORE_URL: unknown sqlite option(s) {', '.join(unknown)}")
+        sync = options.get("synchronous", ["normal"])[0].upper()
         if sync not in ("NORMAL", "FULL", "EXTRA"):
             raise StoreError("STATUSBRIDGE_STORE_URL: synchronous must be normal, full or extra")
         return await SQLiteStore.open(path, synchronous=sync)

@@ -6,16 +6,21 @@ instant (SIGKILL, OOM): the WAL is written before COMMIT returns, and only an OS
 may lose the last transactions (``STATUSBRIDGE_STORE_URL=sqlite:///…?synchronous=full`` closes that
 too, at a cost in ingest rate).
 
-One connection, one writer at a time (an asyncio lock), so transactions never interleave; reads go
-through the same connection, which SQLite serves from a consistent snapshot.
+Two connections. The writer runs one transaction at a time (an asyncio lock), so transactions never
+interleave. Reads go through a second, read-only connection: in WAL mode each read sees the last
+committed state, never the inside of a transaction still running on the writer (sharing one
+connection would let a read queued between BEGIN and COMMIT see rows that a ROLLBACK then removes).
+Every ``sqlite3`` failure leaves this module as a :class:`StoreError`, which ingest answers with 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -66,61 +71,134 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def statements(script: str) -> list[str]:
+    """``script`` split into statements the way SQLite reads them (a ``;`` in a string, a comment or a
+    trigger body does not end one)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in current.splitlines()
+    ):
+        raise StoreError(f"store: migration ends with an incomplete statement: {current.strip()[:80]!r}")
+    return out
+
+
+def _checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
 class SQLiteStore:
-    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, db: aiosqlite.Connection, reader: aiosqlite.Connection, path: str) -> None:
         self._db = db
+        self._reader = reader
         self.path = path
         self._write = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str, *, synchronous: str = "NORMAL") -> SQLiteStore:
-        if path != ":memory:":
-            parent = Path(path).parent
-            if not parent.is_dir():
-                raise StoreError(f"store: directory {parent} does not exist")
+        if path == ":memory:" or path.startswith("file:"):
+            raise StoreError(
+                "store: an in-memory database loses every alert on restart; name a file "
+                "(sqlite:///relative.db or sqlite:////absolute/path.db)"
+            )
+        _check_path(Path(path))
+        opened: list[aiosqlite.Connection] = []
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute(f"PRAGMA synchronous={synchronous}")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute("PRAGMA foreign_keys=ON")
-        except (sqlite3.Error, OSError) as exc:
+            opened.append(db)
+            await _configure_writer(db, path, synchronous)
+            store = cls(db, db, path)
+            await store.migrate()
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            opened.append(reader)
+            await reader.execute("PRAGMA busy_timeout=5000")
+            await reader.execute("PRAGMA query_only=ON")
+            store._reader = reader
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            for conn in opened:
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"store: cannot open SQLite database {path}: {exc}") from None
-        store = cls(db, path)
-        await store.migrate()
         return store
 
-    async def migrate(self) -> list[int]:
-        """Apply the migrations not applied yet, each in its own transaction; returns their versions."""
-        applied: list[int] = []
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One writer transaction: committed when the block ends, rolled back if it raises."""
         async with self._write:
-            await self._db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            async with self._db.execute("SELECT version FROM schema_migrations") as cur:
-                done = {row[0] for row in await cur.fetchall()}
-            for version, sql in migrations():
-                if version in done:
-                    continue
+            try:
                 await self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in filter(str.strip, sql.split(";")):
-                        await self._db.execute(statement)
-                    await self._db.execute(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, datetime('now'))",
-                        (version,),
-                    )
+                    yield self._db
                     await self._db.execute("COMMIT")
-                except Exception:
-                    await self._db.execute("ROLLBACK")
+                except BaseException:
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            await self._db.execute("ROLLBACK")
                     raise
-                applied.append(version)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store: {self.path}: {exc}") from exc
+
+    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self._reader.execute(sql, tuple(params)) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"store: {self.path}: {exc}") from exc
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet, each in its own transaction; returns their versions.
+
+        An applied migration whose file has changed since, or a database migrated by a newer
+        statusbridge, is refused: running on a schema this code does not know would corrupt it.
+        """
+        applied: list[int] = []
+        known = migrations()
+        async with self._transaction() as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL, checksum TEXT)"
+            )
+            columns = {row[1] for row in await _all(db, "PRAGMA table_info(schema_migrations)")}
+            if "checksum" not in columns:  # bookkeeping written before checksums were recorded
+                await db.execute("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT")
+            done = {
+                int(r[0]): r[1] for r in await _all(db, "SELECT version, checksum FROM schema_migrations")
+            }
+        newest = max((v for v, _ in known), default=0)
+        if done and max(done) > newest:
+            raise StoreError(
+                f"store: {self.path} has schema version {max(done)}, newer than this statusbridge "
+                f"knows ({newest}); run the newer version or restore a backup"
+            )
+        for version, sql in known:
+            checksum = _checksum(sql)
+            if version in done:
+                if done[version] not in (None, checksum):
+                    raise StoreError(
+                        f"store: migration {version:04d} changed after it was applied to {self.path}"
+                    )
+                continue
+            async with self._transaction() as db:
+                for statement in statements(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at, checksum) "
+                    "VALUES (?, datetime('now'), ?)",
+                    (version, checksum),
+                )
+            applied.append(version)
         return applied
 
     async def schema_version(self) -> int:
-        async with self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._read("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(rows[0][0])
 
     # --- alerts --------------------------------------------------------------------------------
 
@@ -132,16 +210,10 @@ class SQLiteStore:
             received = ts(a.received_at)
             rows.append((*alert_row(a), received, received))
         keys = [(r[0], r[1], r[2]) for r in rows]
-        async with self._write:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                before = await self._statuses(keys)
-                await self._db.executemany(UPSERT, rows)
-                after = await self._statuses(keys)
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
+        async with self._transaction() as db:
+            before = await self._statuses(keys)
+            await db.executemany(UPSERT, rows)
+            after = await self._statuses(keys)
         changed = sum(1 for k in set(keys) if before.get(k) != after.get(k))
         return UpsertResult(received=len(alerts), changed=changed)
 
@@ -168,22 +240,20 @@ class SQLiteStore:
               AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
                                  WHERE b.source = a.source AND b.fingerprint = a.fingerprint)
         """  # noqa: S608 (constant column list)
-        async with self._db.execute(sql, (cutoff,)) as cur:
-            return [alert_from_row(row) for row in await cur.fetchall()]
+        return [alert_from_row(row) for row in await self._read(sql, (cutoff,))]
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
         where = "" if include_resolved else "WHERE status = 'firing'"
         sql = (
             f"SELECT {ALERT_COLUMNS}, first_received_at, last_received_at, receive_count FROM alerts {where} "  # noqa: S608
-            "ORDER BY last_received_at DESC LIMIT ?"
+            "ORDER BY last_received_at DESC, source, fingerprint, starts_at DESC LIMIT ?"
         )
-        async with self._db.execute(sql, (limit,)) as cur:
-            rows = await cur.fetchall()
+        rows = await self._read(sql, (limit,))
         return [StoredAlert(alert_from_row(r), parse_ts(r[9]), parse_ts(r[10]), int(r[11])) for r in rows]
 
     async def prune_alerts(self, *, resolved_before: datetime) -> int:
-        async with self._write:
-            cur = await self._db.execute(
+        async with self._transaction() as db:
+            cur = await db.execute(
                 "DELETE FROM alerts WHERE status = 'resolved' AND last_received_at < ?",
                 (ts(resolved_before),),
             )
@@ -192,36 +262,30 @@ class SQLiteStore:
     # --- groups and the action log -------------------------------------------------------------
 
     async def load_groups(self) -> dict[str, PublishedGroup]:
-        async with self._db.execute("SELECT data FROM incident_groups") as cur:
-            return {g.key: g for g in (group_from_json(r[0]) for r in await cur.fetchall())}
+        rows = await self._read("SELECT data FROM incident_groups")
+        return {g.key: g for g in (group_from_json(r[0]) for r in rows)}
 
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
-        async with self._write:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                await self._db.execute(
-                    "INSERT INTO incident_groups (key, data, updated_at) VALUES (?, ?, datetime('now')) "
-                    "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
-                    (group.key, group_to_json(group)),
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO incident_groups (key, data, updated_at) VALUES (?, ?, datetime('now')) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (group.key, group_to_json(group)),
+            )
+            if action is not None:
+                await db.execute(
+                    "INSERT INTO action_log (group_key, action, outcome, at, incident_id, detail, epoch) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        action.group_key,
+                        action.action,
+                        action.outcome,
+                        ts(action.at),
+                        action.incident_id,
+                        action.detail,
+                        action.epoch,
+                    ),
                 )
-                if action is not None:
-                    await self._db.execute(
-                        "INSERT INTO action_log (group_key, action, outcome, at, incident_id, detail, epoch) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            action.group_key,
-                            action.action,
-                            action.outcome,
-                            ts(action.at),
-                            action.incident_id,
-                            action.detail,
-                            action.epoch,
-                        ),
-                    )
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
 
     async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]:
         sql = "SELECT group_key, action, outcome, at, incident_id, detail, epoch FROM action_log"
@@ -231,36 +295,34 @@ class SQLiteStore:
             params.append(group_key)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        async with self._db.execute(sql, params) as cur:
-            return [action_from_row(r) for r in await cur.fetchall()]
+        return [action_from_row(r) for r in await self._read(sql, params)]
 
     # --- maintenance windows --------------------------------------------------------------------
 
     async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None:
-        async with self._write:
-            await self._db.execute(
+        async with self._transaction() as db:
+            await db.execute(
                 "INSERT INTO maintenance_windows (id, data, updated_at) VALUES (?, ?, datetime('now')) "
                 "ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                 (window_id, json.dumps(dict(data), sort_keys=True)),
             )
 
     async def load_windows(self) -> dict[str, dict[str, Any]]:
-        async with self._db.execute("SELECT id, data FROM maintenance_windows ORDER BY id") as cur:
-            return {row[0]: json.loads(row[1]) for row in await cur.fetchall()}
+        rows = await self._read("SELECT id, data FROM maintenance_windows ORDER BY id")
+        return {row[0]: json.loads(row[1]) for row in rows}
 
     async def delete_window(self, window_id: str) -> bool:
-        async with self._write:
-            cur = await self._db.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
+        async with self._transaction() as db:
+            cur = await db.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
             return cur.rowcount > 0
 
     async def get_control(self, key: str) -> Any:
-        async with self._db.execute("SELECT value FROM control WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else json.loads(row[0])
+        rows = await self._read("SELECT value FROM control WHERE key = ?", (key,))
+        return None if not rows else json.loads(rows[0][0])
 
     async def set_control(self, key: str, value: Any) -> None:
-        async with self._write:
-            await self._db.execute(
+        async with self._transaction() as db:
+            await db.execute(
                 "INSERT INTO control (key, value, updated_at) VALUES (?, ?, datetime('now')) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (key, json.dumps(value)),
@@ -271,8 +333,37 @@ class SQLiteStore:
         await self.save_group(group, action=action)
 
     async def ping(self) -> None:
-        async with self._db.execute("SELECT 1") as cur:
-            await cur.fetchone()
+        await self._read("SELECT 1")
 
     async def close(self) -> None:
-        await self._db.close()
+        # Taking the writer lock lets a transaction in flight finish (commit or roll back) first.
+        async with self._write:
+            await self._reader.close()
+            await self._db.close()
+
+
+def _check_path(file: Path) -> None:
+    if not file.parent.is_dir():
+        raise StoreError(f"store: directory {file.parent} does not exist")
+    if file.is_dir():
+        raise StoreError(f"store: {file} is a directory, not a database file")
+
+
+async def _configure_writer(db: aiosqlite.Connection, path: str, synchronous: str) -> None:
+    mode = await _one(db, "PRAGMA journal_mode=WAL")
+    if str(mode).lower() != "wal":
+        # Without WAL a reader blocks the writer, and the durability argument above does not hold.
+        raise StoreError(f"store: {path} cannot use WAL mode (journal_mode={mode})")
+    await db.execute(f"PRAGMA synchronous={synchronous}")
+    await db.execute("PRAGMA busy_timeout=5000")
+    await db.execute("PRAGMA foreign_keys=ON")
+
+
+async def _all(db: aiosqlite.Connection, sql: str) -> list[sqlite3.Row]:
+    async with db.execute(sql) as cur:
+        return list(await cur.fetchall())
+
+
+async def _one(db: aiosqlite.Connection, sql: str) -> Any:
+    rows = await _all(db, sql)
+    return rows[0][0] if rows else None
