@@ -23,11 +23,12 @@ from aiohttp import web
 from bridge import __version__
 from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
 from bridge.engine.executor import Executor
+from bridge.engine.guard import GuardPolicy
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
-from bridge.engine.reconciler import Reconciler
+from bridge.engine.reconciler import PassReport, Reconciler
 from bridge.incidentio.client import StatusPageClient
-from bridge.incidentio.errors import IncidentIOError
+from bridge.incidentio.errors import Forbidden, IncidentIOError, NotFound
 from bridge.incidentio.ratelimit import TokenBucket
 from bridge.ingest.auth import WebhookAuth
 from bridge.ingest.pull import PullError, pull_once
@@ -148,6 +149,41 @@ async def page_directory(client: StatusPageClient) -> PageDirectory:
     return PageDirectory(tuple(pages))
 
 
+async def preflight(client: StatusPageClient) -> list[str]:
+    """Problems with the API key: it must be accepted, and it must be allowed to publish.
+
+    Publishing is probed with an update to an incident that does not exist: a key allowed to
+    publish gets 404 (nothing is written), one that is not gets 403.
+    """
+    try:
+        pages = await client.list_status_pages()
+    except IncidentIOError as exc:
+        return [f"the API key does not work against {client.base_url}: {exc}"]
+    if not pages:
+        return ["the API key sees no status page"]
+    try:
+        await client.create_incident_update(incident_id="statusbridge-preflight-probe", message="preflight")
+    except NotFound:
+        return []
+    except Forbidden:
+        return ["the API key may read but not publish (it needs the status_pages.publish_updates scope)"]
+    except IncidentIOError as exc:
+        return [f"could not check that the API key may publish: {exc}"]
+    return []
+
+
+async def _preflight_ctx(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    if rt.client is not None and rt.settings.preflight:
+        problems = await preflight(rt.client)
+        if problems and rt.settings.mode == "live":
+            raise SettingsError("pre-flight: " + "; ".join(problems))
+        for problem in problems:
+            rt.warnings["preflight"] = problem
+            log.warning("pre-flight problem (shadow mode carries on)", problem=problem)
+    yield
+
+
 async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     path = rt.settings.rules_path
@@ -163,6 +199,8 @@ async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning(
                 "could not read the status pages; rule names stay unresolved until a reload", error=str(exc)
             )
+    if directory is None and rt.client is not None:
+        rt.warnings["rules_unresolved"] = "page and component names are not checked against the page"
     try:
         rt.rules = RulesHolder(
             path,
@@ -208,9 +246,12 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         policy=Policy(coalesce_window=s.coalesce_window),
         alert_ttl=s.alert_ttl,
         interval=s.reconcile_interval,
-        on_pass=lambda report: rt.metrics.reconcile_runs.labels(
-            "ok" if report is not None else "failed"
-        ).inc(),
+        on_pass=lambda report: _after_pass(rt, report),
+        guard=GuardPolicy(
+            max_new=s.max_new_incidents,
+            window=s.max_new_incidents_window,
+            release_after=s.guard_release_after,
+        ),
     )
     if isinstance(store, PostgresStore):
         task = asyncio.create_task(_lead(rt, store, rt.reconciler))
@@ -224,6 +265,27 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(task, timeout=s.shutdown_timeout.total_seconds())
     except TimeoutError:
         log.warning("reconcile pass did not finish before the shutdown deadline")
+
+
+def _after_pass(rt: Runtime, report: PassReport | None) -> None:
+    rt.metrics.reconcile_runs.labels("ok" if report is not None else "failed").inc()
+    if report is None:
+        return
+    was_blind = "heartbeat" in rt.warnings
+    if report.blind:
+        rt.warnings["heartbeat"] = f"blind: no heartbeat from rule(s) {', '.join(report.blind)}"
+        if not was_blind:
+            log.error(
+                "heartbeat missing: the bridge cannot see alerts, the page may look green wrongly",
+                rules=report.blind,
+            )
+    elif was_blind:
+        del rt.warnings["heartbeat"]
+        log.info("heartbeat back")
+    rt.metrics.blind.set(1 if report.blind else 0)
+    rt.metrics.guard_held.set(len(report.guard))
+    if report.guard:
+        log.warning("blast-radius guard holds publications", groups=sorted(report.guard))
 
 
 async def _lead(rt: Runtime, store: PostgresStore, reconciler: Reconciler) -> None:
@@ -366,7 +428,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.router.add_get("/readyz", readyz)
     app.router.add_routes(rt.ingest.routes())
     app.router.add_routes(admin_routes())
-    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _preflight_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx])
     app.on_shutdown.append(_on_shutdown)
     return app
 

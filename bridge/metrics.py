@@ -57,6 +57,17 @@ class Metrics:
         self.groups_held = Gauge(
             "statusbridge_groups_held", "Groups with a publication held back", registry=r
         )
+        self.blind = Gauge("statusbridge_blind", "1 while a heartbeat alert is missing", registry=r)
+        self.guard_held = Gauge(
+            "statusbridge_guard_held_groups",
+            "Groups whose publication the blast-radius guard holds",
+            registry=r,
+        )
+        self.left_open = Gauge(
+            "statusbridge_taken_over_left_open",
+            "Taken-over incidents still open although their alerts cleared",
+            registry=r,
+        )
         self.leader = Gauge(
             "statusbridge_leader", "1 while this replica holds the reconcile lease", registry=r
         )

@@ -120,6 +120,20 @@ class Settings(BaseSettings):
     mode: Literal["live", "shadow"] = Field(
         "live", description="'shadow' plans and explains but never writes to the page."
     )
+    max_new_incidents: int = Field(
+        5, ge=1, description="Blast-radius guard: more new incidents than this within the window are held."
+    )
+    max_new_incidents_window: Duration = Field(
+        timedelta(minutes=5), description="The guard's sliding window."
+    )
+    guard_release_after: Duration = Field(
+        timedelta(minutes=15),
+        description="A guard condition that persists this long is let through (a real mass event).",
+    )
+    preflight: bool = Field(
+        default=True,
+        description="Check at start-up that the API key works and may write (warnings in shadow mode).",
+    )
     alertmanager_url: str | None = Field(
         None, description="Pull active alerts from this Alertmanager's API v2 to recover lost resolves."
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,10 +19,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.domain import Alert, Impact, PublishedGroup, format_duration
-from bridge.engine.reconciler import EvaluationLike, Reconciler
+from bridge.engine.reconciler import GUARD_RELEASED, PAUSED, EvaluationLike, Reconciler
 from bridge.incidentio.client import StatusPageClient
 from bridge.ingest.routes import Ingest
 from bridge.metrics import Metrics
+from bridge.observability import get_logger
 from bridge.rules import RulesHolder
 from bridge.settings import Settings
 from bridge.store import Store
@@ -71,6 +72,8 @@ class _NoRules:
 
 NO_RULES = _NoRules()
 
+log = get_logger(__name__)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 OPENAPI: dict[str, Any] = {
@@ -96,8 +99,35 @@ OPENAPI: dict[str, Any] = {
             },
             "State": {
                 "type": "object",
-                "required": ["mode", "leader", "alerts", "groups"],
+                "required": [
+                    "mode",
+                    "leader",
+                    "paused",
+                    "blind",
+                    "guard",
+                    "taken_over",
+                    "left_open",
+                    "alerts",
+                    "groups",
+                ],
                 "properties": {
+                    "paused": {"type": "boolean"},
+                    "blind": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "heartbeat rules gone quiet",
+                    },
+                    "guard": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "held publications and why",
+                    },
+                    "taken_over": {"type": "array", "items": {"type": "string"}},
+                    "left_open": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "taken-over incidents still open although their alerts cleared",
+                    },
                     "mode": {"type": "string", "enum": ["live", "shadow"]},
                     "leader": {"type": "boolean"},
                     "last_pass_at": {"type": "string", "format": "date-time", "nullable": True},
@@ -139,6 +169,56 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
             }
+        },
+        **{
+            path: {
+                "post": {
+                    "summary": summary,
+                    **(
+                        {
+                            "parameters": [
+                                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+                            ]
+                        }
+                        if "{key}" in path
+                        else {}
+                    ),
+                    "responses": {
+                        "200": {
+                            "description": "done",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "401": {
+                            "description": "missing or wrong admin token",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        },
+                        "404": {
+                            "description": "no such group",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        },
+                        "409": {
+                            "description": "not applicable to the group's state",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        },
+                    },
+                }
+            }
+            for path, summary in (
+                ("/api/v1/pause", "Pause publishing (the bridge still ingests and plans)"),
+                ("/api/v1/resume", "Resume publishing"),
+                ("/api/v1/guard/release", "Let the publications the blast-radius guard holds through"),
+                ("/api/v1/groups/{key}/release", "Hand a taken-over group back to the bridge"),
+                (
+                    "/api/v1/groups/{key}/resolve",
+                    "Resolve the group's incident now; it stays resolved until its alerts clear",
+                ),
+            )
         },
         "/api/v1/openapi.json": {
             "get": {
@@ -225,6 +305,11 @@ async def state(request: web.Request) -> web.Response:
         {
             "mode": rt.settings.mode,
             "leader": rt.leader,
+            "paused": bool(await store.get_control(PAUSED)),
+            "blind": last.blind if last else [],
+            "guard": last.guard if last else {},
+            "taken_over": sorted(k for k, p in published.items() if p.taken_over),
+            "left_open": {k: p.left_open_incident for k, p in published.items() if p.left_open_incident},
             "last_pass_at": last.at.isoformat() if last else None,
             "alerts": [
                 {
@@ -255,7 +340,73 @@ async def metrics(request: web.Request) -> web.Response:
         )
         m.groups_held.set(sum(1 for g in last.groups.values() if g.plan.held))
     m.leader.set(1 if rt.leader else 0)
+    if rt.store is not None:
+        m.left_open.set(sum(1 for g in (await rt.store.load_groups()).values() if g.left_open_incident))
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _done(what: str, **extra: Any) -> web.Response:
+    return web.json_response({"ok": True, "action": what, **extra})
+
+
+async def pause(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    await rt.get_store().set_control(PAUSED, {"at": rt.clock().isoformat()})
+    log.warning("publishing paused by an admin")
+    rt.changed.set()
+    return _done("pause")
+
+
+async def resume(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    await rt.get_store().set_control(PAUSED, None)
+    log.warning("publishing resumed by an admin")
+    rt.changed.set()
+    return _done("resume")
+
+
+async def release_guard(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    await rt.get_store().set_control(GUARD_RELEASED, rt.clock().isoformat())
+    log.warning("blast-radius guard released by an admin")
+    rt.changed.set()
+    return _done("release_guard")
+
+
+async def _group_or_404(request: web.Request) -> PublishedGroup | web.Response:
+    key = request.match_info["key"]
+    group = (await request.app[RUNTIME].get_store().load_groups()).get(key)
+    if group is None:
+        return _error(404, f"no incident group {key!r}")
+    return group
+
+
+async def release_group(request: web.Request) -> web.Response:
+    """Hand a taken-over group back to the bridge (and forget an incident left open)."""
+    rt = request.app[RUNTIME]
+    group = await _group_or_404(request)
+    if isinstance(group, web.Response):
+        return group
+    if not group.taken_over and not group.left_open_incident:
+        return _error(409, f"group {group.key!r} is not taken over")
+    released = replace(group, taken_over=False, taken_over_reason=None, left_open_incident=None)
+    await rt.get_store().save_group_unfenced(released)
+    log.warning("takeover released by an admin", group=group.key)
+    rt.changed.set()
+    return _done("release", group=group.key)
+
+
+async def force_resolve(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    group = await _group_or_404(request)
+    if isinstance(group, web.Response):
+        return group
+    if not group.open or group.taken_over:
+        return _error(409, f"group {group.key!r} has no incident the bridge manages open")
+    await rt.get_store().save_group_unfenced(replace(group, force_resolve=True))
+    log.warning("force-resolve requested by an admin", group=group.key)
+    rt.changed.set()
+    return _done("resolve", group=group.key)
 
 
 async def openapi(_request: web.Request) -> web.Response:
@@ -266,5 +417,10 @@ def admin_routes() -> list[web.RouteDef]:
     return [
         web.get("/api/v1/state", admin_only(state)),
         web.get("/api/v1/openapi.json", openapi),
+        web.post("/api/v1/pause", admin_only(pause)),
+        web.post("/api/v1/resume", admin_only(resume)),
+        web.post("/api/v1/guard/release", admin_only(release_guard)),
+        web.post("/api/v1/groups/{key:[^/]+}/release", admin_only(release_group)),
+        web.post("/api/v1/groups/{key:[^/]+}/resolve", admin_only(force_resolve)),
         web.get("/metrics", metrics),
     ]

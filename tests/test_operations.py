@@ -1,0 +1,318 @@
+"""Operating safely (issue 5) against the sandbox: shadow mode, pause, takeover, force-resolve,
+release, the blast-radius guard, heartbeats, adoption after a lost store, and pre-flight.
+
+The bridge app runs in-process on 127.0.0.1 with an injected clock; its background loop is stopped
+so each test drives reconcile passes itself and time moves only when the test says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bridge.sandbox.app import SANDBOX_KEY
+from bridge.settings import SettingsError
+from bridge.web import RUNTIME
+from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server, ServerFactory
+
+RULES = """
+status_page: "Acme Status"
+defaults: {resolve_after: 1m}
+rules:
+  - name: watchdog
+    matchers: ['alertname = "Watchdog"']
+    heartbeat: {timeout: 5m}
+  - name: svc
+    matchers: ['alertname = "Down"']
+    components: ["API"]
+    status: full_outage
+    group_by: [service]
+    incident:
+      name: "{{ labels.service }} is down"
+"""
+ADMIN = "admin-token-for-tests"
+
+Bridge = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+def bridge(server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path) -> Bridge:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+
+    async def start(**settings: Any) -> Server:
+        values: dict[str, Any] = {
+            "rules_path": str(rules),
+            "incidentio_api_key": sandbox.writer_token,
+            "incidentio_base_url": sandbox.url,
+            "admin_token": ADMIN,
+            "coalesce_window": "0s",
+            "reconcile_interval": "1h",
+            **settings,
+        }
+        server = await server_factory(**values)
+        server.clock.now = sandbox.clock.now
+        rt = server.app[RUNTIME]
+        rt.stopping.set()  # the test drives the passes
+        rt.changed.set()
+        return server
+
+    return start
+
+
+async def fire(server: Server, service: str, *, status: str = "firing", name: str = "Down") -> None:
+    alert: dict[str, Any] = {
+        "status": status,
+        "labels": {"alertname": name, "service": service},
+        "startsAt": "2026-11-23T11:00:00Z",
+    }
+    if status == "resolved":
+        alert["endsAt"] = "2026-11-23T11:30:00Z"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            server.url + "/webhooks/alertmanager", json={"version": "4", "alerts": [alert]}
+        ) as r:
+            assert r.status == 200, await r.text()
+
+
+async def reconcile(server: Server) -> Any:
+    rt = server.app[RUNTIME]
+    assert rt.reconciler is not None
+    return await rt.reconciler.reconcile_once()
+
+
+async def admin(server: Server, method: str, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as s:
+        async with s.request(method, server.url + path) as r:
+            return r.status, await r.json()
+
+
+def page_incidents(sb: SandboxServer) -> list[Any]:
+    return list(sb.app[SANDBOX_KEY].state.incidents.values())
+
+
+async def human(sb: SandboxServer, path: str, body: dict[str, Any], method: str = "POST") -> None:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {sb.writer_token}"}) as s:
+        async with s.request(method, sb.url + path, json=body) as r:
+            assert r.status < 300, await r.text()
+
+
+async def test_shadow_mode_writes_nothing_and_explains(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge(mode="shadow")
+    await fire(server, "api")
+    await reconcile(server)
+    assert page_incidents(sandbox) == []
+    writes = [r for r in sandbox.app[SANDBOX_KEY].requests if r["method"] != "GET"]
+    # only the pre-flight probe, which names no incident and so changes nothing
+    assert [(r["path"], r["status"]) for r in writes] == [("/v2/status_page_incident_updates", 404)]
+    status, state = await admin(server, "GET", "/api/v1/state")
+    assert status == 200
+    (group,) = state["groups"]
+    assert [a["type"] for a in group["actions"]] == ["CreateIncident"]
+    assert group["desired"]["reasons"][COMPONENTS["API"]]["rule"] == "svc"
+
+
+async def test_pause_and_resume(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    assert (await admin(server, "POST", "/api/v1/pause"))[0] == 200
+    await fire(server, "api")
+    report = await reconcile(server)
+    assert page_incidents(sandbox) == []
+    assert report.groups['svc{service="api"}'].plan.held.startswith("paused")
+    assert (await admin(server, "GET", "/api/v1/state"))[1]["paused"] is True
+    assert (await admin(server, "POST", "/api/v1/resume"))[0] == 200
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 1
+
+
+async def test_human_resolve_is_respected_then_new_episode(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    await fire(server, "api")
+    await reconcile(server)
+    (inc,) = page_incidents(sandbox)
+    await human(
+        sandbox,
+        "/v2/status_page_incident_updates",
+        {
+            "status_page_incident_id": inc.id,
+            "message": "Fixed by hand",
+            "notify_subscribers": False,
+            "incident_status": "resolved",
+        },
+    )
+    server.app[RUNTIME].reconciler._next_drift = None  # noqa: SLF001 (read back on this pass)
+    await reconcile(server)
+    state = (await admin(server, "GET", "/api/v1/state"))[1]
+    assert state["taken_over"] == ['svc{service="api"}']
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 1, "the bridge does not fight the human while alerts fire"
+    await fire(server, "api", status="resolved")
+    await reconcile(server)  # alerts cleared: the episode ends
+    async with aiohttp.ClientSession() as s:  # fire anew: a new instance of the series
+        body = {
+            "version": "4",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "Down", "service": "api"},
+                    "startsAt": "2026-11-23T11:45:00Z",
+                }
+            ],
+        }
+        await s.post(server.url + "/webhooks/alertmanager", json=body)
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 2
+    assert page_incidents(sandbox)[1].status == "investigating"
+
+
+async def test_human_update_and_left_open_report(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    await fire(server, "api")
+    await reconcile(server)
+    (inc,) = page_incidents(sandbox)
+    await human(
+        sandbox,
+        "/v2/status_page_incident_updates",
+        {
+            "status_page_incident_id": inc.id,
+            "message": "We found it",
+            "notify_subscribers": False,
+            "incident_status": "identified",
+        },
+    )
+    server.app[RUNTIME].reconciler._next_drift = None  # noqa: SLF001
+    await reconcile(server)
+    await fire(server, "api", status="resolved")
+    await reconcile(server)
+    state = (await admin(server, "GET", "/api/v1/state"))[1]
+    assert state["left_open"] == {'svc{service="api"}': inc.id}
+    async with aiohttp.ClientSession() as s:
+        text = await (await s.get(server.url + "/metrics")).text()
+    assert "statusbridge_taken_over_left_open 1.0" in text
+    assert inc.status == "identified", "still the human's"
+    status, _ = await admin(server, "POST", "/api/v1/groups/" + 'svc{service="api"}' + "/release")
+    assert status == 200
+    assert (await admin(server, "GET", "/api/v1/state"))[1]["left_open"] == {}
+
+
+async def test_force_resolve_then_release(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    await fire(server, "api")
+    await reconcile(server)
+    key = 'svc{service="api"}'
+    assert (await admin(server, "POST", f"/api/v1/groups/{key}/resolve"))[0] == 200
+    await reconcile(server)
+    (inc,) = page_incidents(sandbox)
+    assert inc.status == "resolved"
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 1, "not reopened while the alert still fires"
+    assert (await admin(server, "POST", f"/api/v1/groups/{key}/resolve"))[0] == 409
+    assert (await admin(server, "POST", "/api/v1/groups/nope/resolve"))[0] == 404
+    assert (await admin(server, "POST", f"/api/v1/groups/{key}/release"))[0] == 200
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 2, "released: the still-firing alert opens a new episode"
+
+
+async def test_blast_radius_guard_holds_and_releases(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge(max_new_incidents=2, guard_release_after="10m")
+    for svc in ("a", "b", "c", "d"):
+        await fire(server, svc)
+    report = await reconcile(server)
+    assert page_incidents(sandbox) == []
+    assert len(report.guard) == 4
+    state = (await admin(server, "GET", "/api/v1/state"))[1]
+    assert len(state["guard"]) == 4
+    assert (await admin(server, "POST", "/api/v1/guard/release"))[0] == 200
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 4
+
+
+async def test_blast_radius_guard_lets_a_persistent_condition_through(
+    bridge: Bridge, sandbox: SandboxServer
+) -> None:
+    server = await bridge(max_new_incidents=2, guard_release_after="10m")
+    for svc in ("a", "b", "c"):
+        await fire(server, svc)
+    await reconcile(server)
+    assert page_incidents(sandbox) == []
+    server.clock.advance(600)
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 3
+
+
+async def test_mass_resolve_is_held(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge(max_new_incidents=10)
+    for svc in ("a", "b", "c"):
+        await fire(server, svc)
+    await reconcile(server)
+    assert len(page_incidents(sandbox)) == 3
+    server.clock.advance(60)
+    for svc in ("a", "b", "c"):
+        await fire(server, svc, status="resolved")
+    report = await reconcile(server)
+    assert len(report.guard) == 3
+    assert all(i.status == "investigating" for i in page_incidents(sandbox))
+
+
+async def test_heartbeat_goes_missing(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    await fire(server, "none", name="Watchdog")
+    report = await reconcile(server)
+    assert report.blind == []
+    assert page_incidents(sandbox) == [], "a heartbeat publishes nothing"
+    server.clock.advance(600)
+    report = await reconcile(server)
+    assert report.blind == ["watchdog"]
+    server.app[RUNTIME].reconciler._on_pass(report)  # noqa: SLF001 (the loop's hook)
+    async with aiohttp.ClientSession() as s:
+        ready = await (await s.get(server.url + "/readyz")).json()
+        text = await (await s.get(server.url + "/metrics")).text()
+    assert "blind" in ready["warnings"]["heartbeat"]
+    assert "statusbridge_blind 1.0" in text
+
+
+async def test_adoption_after_losing_the_store(bridge: Bridge, sandbox: SandboxServer) -> None:
+    first = await bridge()
+    await fire(first, "api")
+    await reconcile(first)
+    (inc,) = page_incidents(sandbox)
+    second = await bridge(
+        store_url=f"sqlite:///{Path(str(first.app[RUNTIME].settings.store_url)[10:]).parent / 'fresh.db'}"
+    )
+    await fire(second, "api")
+    await reconcile(second)
+    assert len(page_incidents(sandbox)) == 1, "adopted, not duplicated"
+    groups = await second.store.load_groups()
+    assert groups['svc{service="api"}'].incident_id == inc.id
+
+
+async def test_preflight_refuses_a_read_only_key(bridge: Bridge, sandbox: SandboxServer) -> None:
+    with pytest.raises(SettingsError, match="publish"):
+        await bridge(incidentio_api_key=sandbox.reader_token)
+    with pytest.raises(SettingsError, match="does not work"):
+        await bridge(incidentio_api_key="wrong-key")
+    sandbox.allow_invalid_requests = True
+
+
+async def test_preflight_only_warns_in_shadow_mode(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge(incidentio_api_key=sandbox.reader_token, mode="shadow")
+    async with aiohttp.ClientSession() as s:
+        ready = await (await s.get(server.url + "/readyz")).json()
+    assert "publish" in ready["warnings"]["preflight"]
+    sandbox.allow_invalid_requests = True
+
+
+async def test_rules_naming_unknown_components_fail_preflight(
+    server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text('status_page: "Acme Status"\nrules:\n  - {name: r, components: [Nonexistent]}\n')
+    with pytest.raises(SettingsError, match="Nonexistent"):
+        await server_factory(
+            rules_path=str(rules), incidentio_api_key=sandbox.writer_token, incidentio_base_url=sandbox.url
+        )
+    assert PAGE_ID
