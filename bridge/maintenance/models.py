@@ -10,7 +10,6 @@ Message texts stay templates (strings); rendering belongs to whoever publishes.
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -48,13 +47,9 @@ RECURRING_KEYS = frozenset({"cron", "duration", "timezone"})
 _templates = SandboxedEnvironment()
 
 
-def _duration(value: Any) -> timedelta:
-    return parse_duration(value)
-
-
 Duration = Annotated[
     timedelta,
-    BeforeValidator(_duration),
+    BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
 """``30m``, ``2h``, ``7d`` or seconds; serialized back in the same notation (not ISO 8601)."""
@@ -280,7 +275,3 @@ def announce_lead(window: OneOffWindow | RecurringWindow) -> timedelta | None:
     if window.announce_before is not None:
         return window.announce_before
     return DEFAULT_RECURRING_ANNOUNCE if isinstance(window, RecurringWindow) else None
-
-
-def is_window_id(text: str) -> bool:
-    return re.fullmatch(WINDOW_ID_PATTERN, text) is not None
