@@ -35,6 +35,7 @@ from bridge.store.base import (
 ALERT_COLUMNS = (
     "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at"
 )
+ALERT_LOCK_CLASS = 0x5342_4141  # "SBAA": per-instance locks of concurrent upserts
 MIGRATION_LOCK = 0x5354_4252  # "STBR": serialises migrations across replicas
 
 UPSERT = f"""
@@ -144,6 +145,19 @@ class PostgresStore:
             rows[row[:3]] = row
         columns = list(zip(*rows.values(), strict=True))
         async with self._pool.acquire() as conn, conn.transaction():
+            # Replicas and retries deliver the same instances at the same time. Lock the instances
+            # (sorted, so two deliveries cannot deadlock) before reading their status, or both would
+            # read "absent" and both report the instance as new. The (int, int) key space of these
+            # locks never overlaps the bigint one of the lease and migration locks.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($4, k) FROM (SELECT DISTINCT hashtext(s || chr(31) || f "
+                "|| chr(31) || t) AS k FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, f, t)) "
+                "AS keys ORDER BY k",
+                list(columns[0]),
+                list(columns[1]),
+                list(columns[2]),
+                ALERT_LOCK_CLASS,
+            )
             before = {
                 (r["source"], r["fingerprint"], r["starts_at"]): r["status"]
                 for r in await conn.fetch(
