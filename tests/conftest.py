@@ -156,7 +156,11 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
         clock = FakeClock()
         app = create_bridge_app(Settings(**values), clock=clock)
         runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        try:
+            await runner.setup()
+        except BaseException:
+            await runner.cleanup()  # what started (the store) is closed, as run_app does
+            raise
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         runners.append(runner)
         return Server(f"http://127.0.0.1:{runner.addresses[0][1]}", app, clock)
