@@ -279,6 +279,24 @@ class PostgresStore:
             json.dumps(value),
         )
 
+    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        rows = await self._pool.fetch("SELECT key, data FROM published_maintenances")
+        return {r["key"]: json.loads(r["data"]) for r in rows}
+
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchval("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
+            if current is not None and current != self.epoch:
+                raise StaleLeaderError(
+                    f"refusing to write maintenance {key!r}: lease epoch {self.epoch} is stale"
+                )
+            await conn.execute(
+                "INSERT INTO published_maintenances (key, data, updated_at) VALUES ($1, $2, now()) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                key,
+                json.dumps(dict(data), sort_keys=True),
+            )
+
     async def lease_epoch(self) -> int | None:
         value = await self._pool.fetchval("SELECT epoch FROM lease WHERE id = 1")
         return None if value is None else int(value)

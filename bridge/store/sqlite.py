@@ -332,6 +332,18 @@ class SQLiteStore:
         """An operator's change (admin API): SQLite has one writer, so it is an ordinary save."""
         await self.save_group(group, action=action)
 
+    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        rows = await self._read("SELECT key, data FROM published_maintenances")
+        return {row[0]: json.loads(row[1]) for row in rows}
+
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO published_maintenances (key, data, updated_at) VALUES (?, ?, datetime('now')) "
+                "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (key, json.dumps(dict(data), sort_keys=True)),
+            )
+
     async def ping(self) -> None:
         await self._read("SELECT 1")
 

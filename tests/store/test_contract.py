@@ -162,6 +162,21 @@ async def test_maintenance_windows(store_factory: StoreFactory) -> None:
     }
 
 
+async def test_published_maintenances(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    await store.save_published_maintenance(
+        "w1:one-off", {"maintenance_id": "m1", "status": "maintenance_scheduled"}
+    )
+    await store.save_published_maintenance(
+        "w1:one-off", {"maintenance_id": "m1", "status": "maintenance_in_progress"}
+    )
+    await store.close()
+    reopened = await store_factory()
+    assert await reopened.load_published_maintenances() == {
+        "w1:one-off": {"maintenance_id": "m1", "status": "maintenance_in_progress"}
+    }
+
+
 async def test_control_switches(store: Store) -> None:
     assert await store.get_control("paused") is None
     await store.set_control("paused", {"by": "admin", "at": "2026-11-23T12:00:00Z"})
