@@ -36,11 +36,21 @@ from bridge.ingest.routes import Ingest, WebhookError
 from bridge.observability import configure_logging, get_logger, register_secret
 from bridge.rules import RulesError, RulesHolder
 from bridge.settings import Settings, SettingsError
-from bridge.store import StoreError, open_store
+from bridge.store import Store, StoreError, open_store
 from bridge.store.postgres import PostgresStore
 from bridge.web import RUNTIME, Runtime, admin_routes
 
 log = get_logger(__name__)
+
+# The app's parts other components plug into. They are the very objects the Runtime holds (one
+# source of truth), exposed under names that do not require knowing the Runtime:
+STORE_KEY = web.AppKey("store", Store)
+"""The open store; set by the first cleanup_ctx entry, so present once start-up has run."""
+CHANGED_KEY = web.AppKey("changed", asyncio.Event)
+"""Set after every committed webhook that changed an alert; the reconciler waits on it."""
+READINESS_KEY: web.AppKey[dict[str, str]] = web.AppKey("readiness", dict)
+"""Component -> problem that makes /readyz answer 503; a component removes its key when healthy."""
+STORE_PING_TIMEOUT = 2.0
 
 
 @web.middleware
@@ -90,7 +100,8 @@ async def readyz(request: web.Request) -> web.Response:
         problems["shutdown"] = "shutting down"
     if rt.store is not None:
         try:
-            await rt.store.ping()
+            # A store that hangs (a PostgreSQL behind a dead route) must not hang the probe too.
+            await asyncio.wait_for(rt.store.ping(), STORE_PING_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
             problems["store"] = f"unreachable: {type(exc).__name__}"
     warnings = dict(rt.warnings)
@@ -104,7 +115,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
-    rt.store = await open_store(rt.settings.store_url)
+    rt.store = app[STORE_KEY] = await open_store(rt.settings.store_url)
     yield
     await rt.store.close()
 
@@ -424,6 +435,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     rt.metrics.build.info({"version": __version__})
     app = web.Application(middlewares=[json_errors], client_max_size=settings.webhook_max_body_bytes)
     app[RUNTIME] = rt
+    app[CHANGED_KEY] = rt.changed
+    app[READINESS_KEY] = rt.readiness
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_routes(rt.ingest.routes())
@@ -455,6 +468,13 @@ def run_server(settings: Settings) -> None:
         if secret is not None:
             register_secret(secret.get_secret_value())
     check_startup(settings)
+    if settings.grafana_hmac_secret is not None and not (
+        settings.webhook_bearer_token or settings.webhook_basic_username
+    ):
+        log.warning(
+            "only an HMAC secret is configured: /webhooks/alertmanager accepts nobody, since "
+            "Alertmanager cannot sign (add STATUSBRIDGE_WEBHOOK_BEARER_TOKEN or basic auth for it)"
+        )
     app = create_app(settings)
     log.info("statusbridge starting", host=settings.host, port=settings.port, mode=settings.mode)
     try:
