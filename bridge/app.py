@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 
 import aiohttp
@@ -51,6 +51,44 @@ CHANGED_KEY = web.AppKey("changed", asyncio.Event)
 READINESS_KEY: web.AppKey[dict[str, str]] = web.AppKey("readiness", dict)
 """Component -> problem that makes /readyz answer 503; a component removes its key when healthy."""
 STORE_PING_TIMEOUT = 2.0
+
+
+class InFlight:
+    """Requests being handled, so that shutdown can wait for them while their bodies still flow.
+
+    aiohttp's own graceful shutdown stops reading from every connection first, so a webhook whose
+    body was still arriving could never finish: it waited out the timeout and was dropped unanswered.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        self.count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    async def idle(self) -> None:
+        await self._idle.wait()
+
+
+IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
+
+
+@web.middleware
+async def in_flight(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    with request.app[IN_FLIGHT_KEY].track():
+        return await handler(request)
 
 
 @web.middleware
@@ -433,7 +471,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         on_outcome=lambda source, status: rt.metrics.webhooks.labels(source, str(status)).inc(),
     )
     rt.metrics.build.info({"version": __version__})
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.webhook_max_body_bytes)
+    app = web.Application(
+        middlewares=[in_flight, json_errors], client_max_size=settings.webhook_max_body_bytes
+    )
+    app[IN_FLIGHT_KEY] = InFlight()
     app[RUNTIME] = rt
     app[CHANGED_KEY] = rt.changed
     app[READINESS_KEY] = rt.readiness
@@ -478,16 +519,42 @@ def run_server(settings: Settings) -> None:
     app = create_app(settings)
     log.info("statusbridge starting", host=settings.host, port=settings.port, mode=settings.mode)
     try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            shutdown_timeout=settings.shutdown_timeout.total_seconds(),
-            handle_signals=True,
-        )
+        asyncio.run(serve(app, settings.host, settings.port, settings.shutdown_timeout.total_seconds()))
     except StoreError as exc:
         raise SettingsError(str(exc)) from None
     except OSError as exc:
         raise SettingsError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+
+
+async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+    """Run ``app`` until SIGTERM or SIGINT, then shut down in the order an orchestrator expects.
+
+    1. ``/readyz`` answers 503 and the listener closes: no new connections.
+    2. Requests in flight finish, bodies still being read, within ``shutdown_timeout``.
+    3. aiohttp's shutdown closes the idle connections and the cleanup_ctx entries undo themselves
+       in reverse (the reconcile loop stops, the store closes last).
+    """
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("listening", addresses=[f"{a[0]}:{a[1]}" for a in runner.addresses])
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        app[RUNTIME].stopping.set()
+        log.info("shutting down: not ready, draining requests", in_flight=app[IN_FLIGHT_KEY].count)
+        for listening in list(runner.sites):
+            await listening.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(shutdown_timeout):
+                await app[IN_FLIGHT_KEY].idle()
+        if app[IN_FLIGHT_KEY].count:
+            log.warning("requests still in flight at the shutdown deadline", count=app[IN_FLIGHT_KEY].count)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
