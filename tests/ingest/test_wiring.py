@@ -76,3 +76,20 @@ async def test_a_component_can_make_the_daemon_unready_and_ready_again(server: S
     assert body["problems"] == {"reconciler": "no pass for 5m"}
     del server.app[READINESS_KEY]["reconciler"]
     assert (await readyz())[0] == 200
+
+
+async def test_a_store_failure_is_a_503_with_retry_after_and_unready(server: Server) -> None:
+    """The only 5xx: Alertmanager retries it (and sends the resolve later), unlike a 4xx."""
+    await server.app[STORE_KEY].close()
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            server.url + "/webhooks/alertmanager",
+            data=delivery("firing"),
+            headers={"Content-Type": "application/json"},
+        ) as r:
+            assert r.status == 503
+            assert r.headers["Retry-After"] == "5"
+            assert (await r.json())["error"]["message"] == "the alert store is unavailable; retry later"
+        async with s.get(server.url + "/readyz") as r:
+            assert r.status == 503
+            assert "store" in (await r.json())["problems"]
