@@ -19,11 +19,14 @@ from datetime import datetime
 import aiohttp
 import asyncpg
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 
 from bridge import __version__
 from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
 from bridge.engine.executor import Executor
 from bridge.engine.guard import GuardPolicy
+from bridge.engine.maintenance import MaintenancePublisher
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
 from bridge.engine.reconciler import PassReport, Reconciler
@@ -39,6 +42,7 @@ from bridge.settings import Settings, SettingsError
 from bridge.store import Store, StoreError, open_store
 from bridge.store.postgres import PostgresStore
 from bridge.web import RUNTIME, Runtime, admin_routes
+from bridge.web_maintenance import WindowSource, maintenance_routes
 
 log = get_logger(__name__)
 
@@ -254,7 +258,7 @@ async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
         rt.rules = RulesHolder(
             path,
             directory=directory,
-            on_reload=rt.changed.set,
+            on_reload=lambda: _rules_reloaded(rt),
             on_error=lambda _error: rt.metrics.rules_reload_errors.inc(),
         )
     except RulesError as exc:
@@ -282,6 +286,13 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     s = rt.settings
     store = rt.get_store()
+    directory = rt.rules.directory if rt.rules is not None else None
+    rt.windows = WindowSource(store, s.rules_path, directory)
+    if rt.windows.error:
+        raise SettingsError(f"maintenance windows: {rt.windows.error}")
+    rt.scheduler = AsyncIOScheduler(timezone="UTC")
+    rt.scheduler.start()
+    publisher = MaintenancePublisher(rt.client, store, directory) if rt.client is not None else None
     executor = None
     if rt.client is not None and s.mode == "live":
         executor = Executor(
@@ -296,6 +307,8 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         alert_ttl=s.alert_ttl,
         interval=s.reconcile_interval,
         on_pass=lambda report: _after_pass(rt, report),
+        maintenance=rt.windows,
+        publisher=publisher,
         guard=GuardPolicy(
             max_new=s.max_new_incidents,
             window=s.max_new_incidents_window,
@@ -303,17 +316,24 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     if isinstance(store, PostgresStore):
-        task = asyncio.create_task(_lead(rt, store, rt.reconciler))
+        task = rt.reconcile_task = asyncio.create_task(_lead(rt, store, rt.reconciler))
     else:
         # One process on its own store: it is the leader for as long as it runs.
         rt.leader = True
-        task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
+        task = rt.reconcile_task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
     yield
     rt.stopping.set()
+    rt.scheduler.shutdown(wait=False)
     try:
         await asyncio.wait_for(task, timeout=s.shutdown_timeout.total_seconds())
     except TimeoutError:
         log.warning("reconcile pass did not finish before the shutdown deadline")
+
+
+def _rules_reloaded(rt: Runtime) -> None:
+    if rt.windows is not None:
+        rt.windows.reload()
+    rt.changed.set()
 
 
 def _after_pass(rt: Runtime, report: PassReport | None) -> None:
@@ -332,6 +352,16 @@ def _after_pass(rt: Runtime, report: PassReport | None) -> None:
         del rt.warnings["heartbeat"]
         log.info("heartbeat back")
     rt.metrics.blind.set(1 if report.blind else 0)
+    if report.wake_at is not None and rt.scheduler is not None and rt.scheduler.running:
+        # APScheduler is the clock: it wakes the reconciler at the next instant a hold ends or a
+        # maintenance window is announced, starts or ends; what to do then is the planner's.
+        rt.scheduler.add_job(
+            rt.changed.set,
+            DateTrigger(run_date=report.wake_at),
+            id="wake",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
     rt.metrics.guard_held.set(len(report.guard))
     if report.guard:
         log.warning("blast-radius guard holds publications", groups=sorted(report.guard))
@@ -482,6 +512,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.router.add_get("/readyz", readyz)
     app.router.add_routes(rt.ingest.routes())
     app.router.add_routes(admin_routes())
+    app.router.add_routes(maintenance_routes())
     app.cleanup_ctx.extend([_store_ctx, _client_ctx, _preflight_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx])
     app.on_shutdown.append(_on_shutdown)
     return app

@@ -47,6 +47,12 @@ class Runtime:
     """Component -> problem worth showing on /readyz that does not stop ingest."""
     ingest: Ingest | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    reconcile_task: Any = None
+    """The running reconcile loop (or lease loop), for shutdown and tests."""
+    scheduler: Any = None
+    """APScheduler (AsyncIOScheduler): the clock that wakes the reconciler at known instants."""
+    windows: Any = None
+    """The maintenance windows' source (``bridge.web_maintenance.WindowSource``), set at start-up."""
     leader: bool = False
     """Whether this replica holds the reconcile lease (always, on SQLite)."""
 
@@ -95,6 +101,37 @@ OPENAPI: dict[str, Any] = {
                             "field": {"type": "string"},
                         },
                     }
+                },
+            },
+            "NewMaintenance": {
+                "type": "object",
+                "required": ["name", "status_page", "components", "start_at", "end_at"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "maxLength": 200},
+                    "status_page": {"type": "string", "description": "name or ID"},
+                    "components": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "names (Group/Name) or IDs",
+                    },
+                    "start_at": {"type": "string", "format": "date-time"},
+                    "end_at": {"type": "string", "format": "date-time"},
+                    "message": {"type": "string"},
+                    "started_message": {"type": "string"},
+                    "completed_message": {"type": "string"},
+                    "notify_subscribers": {"type": "boolean"},
+                    "automate": {"type": "boolean"},
+                },
+            },
+            "Maintenance": {
+                "type": "object",
+                "required": ["id", "name"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "phase": {"type": "string", "nullable": True},
+                    "published": {"type": "object"},
                 },
             },
             "State": {
@@ -219,6 +256,154 @@ OPENAPI: dict[str, Any] = {
                     "Resolve the group's incident now; it stays resolved until its alerts clear",
                 ),
             )
+        },
+        "/api/v1/maintenances": {
+            "post": {
+                "summary": "Create a maintenance window (published on the page at once)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/NewMaintenance"}}
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "created",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
+                        },
+                    },
+                    "400": {
+                        "description": "not JSON",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "401": {
+                        "description": "missing or wrong admin token",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "422": {
+                        "description": "invalid window (names the field)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            },
+            "get": {
+                "summary": "Every window (config and API) with what was published for it",
+                "responses": {
+                    "200": {
+                        "description": "windows",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "maintenances": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Maintenance"},
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+            },
+        },
+        "/api/v1/maintenances/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": {
+                "summary": "One window",
+                "responses": {
+                    "200": {
+                        "description": "window",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
+                        },
+                    },
+                    "404": {
+                        "description": "unknown",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            },
+            "patch": {
+                "summary": "Reschedule: name, start_at, end_at (UpdateStatusPageMaintenance; a notifying window also posts an update)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "start_at": {"type": "string", "format": "date-time"},
+                                    "end_at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "rescheduled",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
+                        },
+                    },
+                    "404": {
+                        "description": "unknown",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "409": {
+                        "description": "a config window",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "422": {
+                        "description": "invalid",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            },
+            "delete": {
+                "summary": "Cancel: delete a window that has not started, complete one that has",
+                "responses": {
+                    "200": {
+                        "description": "cancelled",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "404": {
+                        "description": "unknown",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "409": {
+                        "description": "a config window",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            },
+        },
+        "/api/v1/maintenances/{id}/complete": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": {
+                "summary": "Finish a window in progress early",
+                "responses": {
+                    "200": {
+                        "description": "completing",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
+                        },
+                    },
+                    "404": {
+                        "description": "unknown",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                    "409": {
+                        "description": "not in progress, or a config window",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            },
         },
         "/api/v1/openapi.json": {
             "get": {

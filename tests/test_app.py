@@ -54,7 +54,7 @@ async def test_admin_api_requires_token_and_matches_its_openapi(server_factory: 
         and route.resource.canonical.startswith("/api/v1/")
         and route.method != "HEAD"
     }
-    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
     assert routes == documented, "the OpenAPI document and the routes drifted apart"
     from openapi_spec_validator import validate
 

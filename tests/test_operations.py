@@ -57,8 +57,8 @@ def bridge(server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path
         server = await server_factory(**values)
         server.clock.now = sandbox.clock.now
         rt = server.app[RUNTIME]
-        rt.stopping.set()  # the test drives the passes
-        rt.changed.set()
+        rt.stopping.set()  # the test drives the passes: let the loop's start-up pass finish first
+        await rt.reconcile_task
         return server
 
     return start

@@ -210,6 +210,12 @@ class Executor:
         log.info("incident written", kind=kind, group=published.key, incident_id=published.incident_id)
         return done
 
+    async def show(self, incident_id: str) -> IncidentView:
+        try:
+            return await self._api.show(incident_id)
+        except (OutcomeUnknown, IncidentGone) as exc:
+            raise ActionFailed(str(exc)) from exc
+
     async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
         try:
             return await self._api.open_incidents(status_page_id)

@@ -38,6 +38,7 @@ def incident_view(incident: Incident) -> IncidentView:
         incident_status=status,
         components=components,
         update_count=len(incident.updates),
+        impacted=frozenset(i.component_id for i in incident.component_impacts if i.end_at is None),
     )
 
 

@@ -29,6 +29,8 @@ class IncidentView:
     components: Mapping[str, ComponentStatus]
     """Component statuses as of the latest update (operational included)."""
     update_count: int
+    impacted: frozenset[str] = frozenset()
+    """Components with an ongoing impact period on the page (what a maintenance completion can erase)."""
 
 
 def _differs(published: PublishedGroup, page: IncidentView) -> str | None:

@@ -19,14 +19,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bridge.domain import ActionRecord, Alert, ComponentStatus, Impact, PublishedGroup
+from bridge.domain import ActionRecord, Alert, ComponentStatus, Impact, PageDirectory, PublishedGroup
 from bridge.engine.desired import build_desired
 from bridge.engine.executor import ActionFailed, Executor
 from bridge.engine.guard import GuardPolicy, GuardState
 from bridge.engine.guard import check as guard_check
+from bridge.engine.maintenance import (
+    HORIZON,
+    MaintenancePlan,
+    MaintenancePublisher,
+    load_published,
+    plan_maintenances,
+)
 from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy
 from bridge.engine.planner import after_create, after_takeover, plan, with_pending
 from bridge.engine.readback import IncidentView
+from bridge.maintenance import AnyWindow, next_wakeups, under_maintenance
+from bridge.maintenance import desired as desired_maintenances
 from bridge.observability import get_logger
 
 log = get_logger(__name__)
@@ -45,11 +54,19 @@ GUARD_RELEASED = "guard_released_at"
 UnderMaintenance = Callable[[datetime], Mapping[str, Set[str]]]
 
 
+class MaintenanceSource(Protocol):
+    directory: PageDirectory | None
+
+    async def windows(self) -> list[AnyWindow]: ...
+
+
 class ReconcileStore(Protocol):
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
     async def load_groups(self) -> dict[str, PublishedGroup]: ...
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
     async def get_control(self, key: str) -> Any: ...
+    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]: ...
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
 
 
 @dataclass
@@ -74,6 +91,8 @@ class PassReport:
     """Heartbeat rules whose alert has not arrived within its timeout."""
     guard: dict[str, str] = field(default_factory=dict)
     """Group key -> why the blast-radius guard holds its publication."""
+    maintenances: list[MaintenancePlan] = field(default_factory=list)
+    """What the maintenance publisher decided this pass (shadow/paused: would decide)."""
 
 
 class Reconciler:
@@ -92,6 +111,8 @@ class Reconciler:
         concurrency: int = 8,
         on_pass: Callable[[PassReport | None], None] | None = None,
         guard: GuardPolicy | None = None,
+        maintenance: MaintenanceSource | None = None,
+        publisher: MaintenancePublisher | None = None,
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write."""
         self._store = store
@@ -105,6 +126,8 @@ class Reconciler:
         self._under_maintenance = under_maintenance or (lambda _now: {})
         self._limit = asyncio.Semaphore(concurrency)
         self._on_pass = on_pass
+        self._maintenance = maintenance
+        self._publisher = publisher
         self.guard_policy = guard or GuardPolicy()
         self._guard = GuardState()
         self._next_drift: datetime | None = None
@@ -127,8 +150,25 @@ class Reconciler:
         if writing and (self._next_drift is None or now >= self._next_drift):
             published = await self._check_drift(published)
             self._next_drift = now + self._drift_interval
+        maintenance_report: list[MaintenancePlan] = []
+        wake_maintenance: datetime | None = None
+        under = {page: set(ids) for page, ids in self._under_maintenance(now).items()}
+        if self._maintenance is not None:
+            windows = await self._maintenance.windows()
+            directory = self._maintenance.directory
+            for page, components in under_maintenance(windows, now, directory=directory).items():
+                under.setdefault(page, set()).update(components)
+            upcoming = next_wakeups(windows, now, 1)
+            wake_maintenance = upcoming[0] if upcoming else None
+            maintenance_report = plan_maintenances(
+                desired_maintenances(windows, now, horizon=HORIZON),
+                await load_published(self._store),
+                windows,
+            )
+            if writing and self._publisher is not None:
+                published = await self._publish_maintenances(maintenance_report, published)
         by_id = {(a.source, a.fingerprint): a for a in alerts}
-        desired = build_desired(evaluation.impacts, by_id, published, self._under_maintenance(now))
+        desired = build_desired(evaluation.impacts, by_id, published, under)
         keys = set(desired) | {
             k
             for k, p in published.items()
@@ -138,7 +178,8 @@ class Reconciler:
             or (p.create_attempted and p.incident_status is None)
         }
         plans = {k: plan(desired.get(k), published.get(k), now, self.policy) for k in sorted(keys)}
-        report = PassReport(at=now, alerts=len(alerts), paused=paused)
+        report = PassReport(at=now, alerts=len(alerts), paused=paused, maintenances=maintenance_report)
+        report.wake_at = wake_maintenance
         report.guard = guard_check(
             plans, published, now, self.guard_policy, self._guard, released_at=released_at
         )
@@ -222,6 +263,59 @@ class Reconciler:
                 report.error = f"internal error: {type(exc).__name__}"
             report.published = current
         return report
+
+    async def _publish_maintenances(
+        self, plans: Sequence[MaintenancePlan], published: dict[str, PublishedGroup]
+    ) -> dict[str, PublishedGroup]:
+        assert self._publisher is not None
+        latest: dict[str, Any] = {}
+        for planned in plans:
+            # Plans for one occurrence run in order, each on the record the previous one left.
+            mplan = replace(planned, published=latest.get(planned.key, planned.published))
+            try:
+                record, completed = await self._publisher.execute(mplan)
+            except ActionFailed as exc:
+                log.warning("maintenance publication failed", key=mplan.key, error=str(exc))
+                continue
+            if record is not None:
+                latest[mplan.key] = record
+            if completed:
+                published = await self._reassert(set(completed), published)
+        return published
+
+    async def _reassert(
+        self, completed: set[str], published: dict[str, PublishedGroup]
+    ) -> dict[str, PublishedGroup]:
+        """Completing a maintenance sets its components operational on the page; where that erased
+        the impact of an incident still open on them (read back), mark it unpublished so that this
+        pass re-asserts the incident's full component set."""
+        assert self._executor is not None
+        for key, group in list(published.items()):
+            if not group.open or group.taken_over or group.incident_id is None:
+                continue
+            mine = {
+                c for c, s in group.components.items() if s is not ComponentStatus.OPERATIONAL
+            } & completed
+            if not mine:
+                continue
+            try:
+                view = await self._executor.show(group.incident_id)
+            except ActionFailed as exc:
+                log.warning("could not read an incident back after a maintenance", group=key, error=str(exc))
+                continue
+            lost = {c for c in mine if c not in view.impacted}
+            if lost:
+                changed = replace(
+                    group, components={**group.components, **dict.fromkeys(lost, ComponentStatus.OPERATIONAL)}
+                )
+                await self._store.save_group(changed)
+                published[key] = changed
+                log.info(
+                    "re-asserting an incident after a maintenance completed",
+                    group=key,
+                    components=sorted(lost),
+                )
+        return published
 
     async def _adopt(
         self, action: CreateIncident, published: PublishedGroup | None, claimed: set[str]

@@ -411,6 +411,17 @@ class SandboxState:
         if status == "maintenance_complete":
             _close_all(m.periods, at)
             shown = dict.fromkeys(m.components, "operational")
+            # The API: completing a window sets its components to operational. Emulated as ending
+            # the impact of every ongoing incident on them (a bridge must re-assert what it lost).
+            for inc in self.incidents.values():
+                if inc.page_id == m.page_id and inc.ongoing:
+                    _apply_periods(
+                        inc.periods,
+                        inc.current,
+                        dict.fromkeys(m.components, "operational"),
+                        at,
+                        off="operational",
+                    )
         else:
             target = (
                 dict(comps)
