@@ -174,6 +174,63 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_maintenance(args: argparse.Namespace) -> int:
+    """Talk to a running daemon's admin API (``/api/v1/maintenances``)."""
+    import asyncio
+    import json
+    import os
+
+    import aiohttp
+
+    token = args.token or os.environ.get("STATUSBRIDGE_ADMIN_TOKEN")
+    if not token:
+        raise CommandError("maintenance: an admin token is needed (--token or STATUSBRIDGE_ADMIN_TOKEN)")
+    base = args.url.rstrip("/") + "/api/v1/maintenances"
+    method, url, body = "GET", base, None
+    if args.action == "create":
+        body = {
+            "name": args.name,
+            "status_page": args.status_page,
+            "components": args.component,
+            "start_at": args.start,
+            "end_at": args.end,
+            "message": args.message,
+            "notify_subscribers": args.notify,
+        }
+        method = "POST"
+    elif args.action == "complete":
+        method, url = "POST", f"{base}/{args.id}/complete"
+    elif args.action == "cancel":
+        method, url = "DELETE", f"{base}/{args.id}"
+
+    async def send() -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            session.request(method, url, json=body, timeout=aiohttp.ClientTimeout(total=30)) as resp,
+        ):
+            try:
+                return resp.status, await resp.json()
+            except (aiohttp.ContentTypeError, ValueError):
+                return resp.status, {"error": {"message": (await resp.text())[:500]}}
+
+    try:
+        status, answer = asyncio.run(send())
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise CommandError(f"maintenance: cannot reach {args.url}: {exc}") from None
+    if status >= 400:
+        error = answer.get("error", {}) if isinstance(answer, dict) else {}
+        field = f" ({error['field']})" if error.get("field") else ""
+        raise CommandError(f"maintenance {args.action}: {status} {error.get('message', answer)}{field}")
+    if args.action == "list" and not args.json:
+        for w in answer["maintenances"]:
+            when = f"{w.get('start_at', w.get('cron', ''))} -> {w.get('end_at', w.get('duration', ''))}"
+            print(f"{w['id']}  {w['name']}  [{w.get('phase') or w.get('kind')}]  {when}  ({w['source']})")
+        return EXIT_OK
+    print(json.dumps(answer, indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="statusbridge",
@@ -225,6 +282,31 @@ def build_parser() -> argparse.ArgumentParser:
     test_rules.add_argument("--output", choices=["text", "json"], default="text")
     test_rules.add_argument("--config", type=Path, help="YAML settings file (to resolve names)")
     test_rules.set_defaults(func=_cmd_test_rules)
+    maintenance = sub.add_parser(
+        "maintenance",
+        help="create, list, complete or cancel maintenance windows on a running daemon",
+        description="Uses the daemon's admin API; the token comes from --token or STATUSBRIDGE_ADMIN_TOKEN.",
+    )
+    maintenance.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's base URL")
+    maintenance.add_argument("--token", help="admin token (default: $STATUSBRIDGE_ADMIN_TOKEN)")
+    msub = maintenance.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = msub.add_parser("create", help="create a one-off window (published at once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--status-page", required=True, help="page name or ID")
+    create.add_argument("--component", action="append", required=True, help="component (repeat for several)")
+    create.add_argument("--start", required=True, help="RFC 3339 start, e.g. 2026-12-01T02:00:00+01:00")
+    create.add_argument("--end", required=True, help="RFC 3339 end")
+    create.add_argument("--message", default="We will be carrying out scheduled maintenance.")
+    create.add_argument("--notify", action="store_true", help="notify the page's subscribers")
+    listing = msub.add_parser("list", help="every window, config and API")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+    for name, text in (
+        ("complete", "finish a window in progress now"),
+        ("cancel", "delete a window not started, complete one that has"),
+    ):
+        action = msub.add_parser(name, help=text)
+        action.add_argument("id", help="window id (see list)")
+    maintenance.set_defaults(func=_cmd_maintenance)
     return parser
 
 

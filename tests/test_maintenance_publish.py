@@ -4,6 +4,7 @@ restart mid-window, suppression of incidents, and re-assertion of an incident af
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,84 @@ async def test_admin_token_required(bridge: Bridge, path: str) -> None:
         async with s.post(server.url + path, json=window()) as r:
             assert r.status == 401
     _ = timedelta
+
+
+async def test_cli_create_list_complete_cancel(
+    bridge: Bridge, sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from bridge.cli import main
+
+    server = await bridge()
+    common = ["maintenance", "--url", server.url, "--token", ADMIN]
+    code = await asyncio.to_thread(
+        main,
+        [
+            *common,
+            "create",
+            "--name",
+            "CLI window",
+            "--status-page",
+            "Acme Status",
+            "--component",
+            "API",
+            "--start",
+            T.format("12:30"),
+            "--end",
+            T.format("13:30"),
+        ],
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    created = json.loads(out[out.index("\n{") + 1 :] if not out.startswith("{") else out)
+    assert await asyncio.to_thread(main, [*common, "list"]) == 0
+    assert "CLI window" in capsys.readouterr().out
+    await reconcile(server)
+    advance(server, sandbox, 1800 + 60)
+    assert await asyncio.to_thread(main, [*common, "complete", created["id"]]) == 0
+    await reconcile(server)
+    (m,) = maintenances(sandbox)
+    assert m.status == "maintenance_complete"
+    assert await asyncio.to_thread(main, [*common, "cancel", "nope"]) == 1
+    assert "404" in capsys.readouterr().err
+    bad = await asyncio.to_thread(
+        main,
+        [
+            *common,
+            "create",
+            "--name",
+            "x",
+            "--status-page",
+            "Acme Status",
+            "--component",
+            "API",
+            "--start",
+            "soon",
+            "--end",
+            "later",
+        ],
+    )
+    assert bad == 1
+    assert "422" in capsys.readouterr().err
+
+
+async def test_automate_is_delegated_and_shown_on_page(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    await call(server, "POST", "/api/v1/maintenances", window(automate=True))
+    await reconcile(server)
+    (m,) = maintenances(sandbox)
+    assert m.automate is True
+    async with aiohttp.ClientSession() as s:
+        widget = await (await s.get(f"{sandbox.url}/status/{PAGE_ID}/api/v1/summary")).json()
+        page = await (await s.get(f"{sandbox.url}/status/{PAGE_ID}")).text()
+    assert [w["name"] for w in widget["scheduled_maintenances"]] == ["Database upgrade"]
+    assert "Database upgrade" in page
+    advance(server, sandbox, 3600 + 60)
+    await reconcile(server)
+    (m,) = maintenances(sandbox)
+    assert m.status == "maintenance_in_progress"
+    assert len(m.updates) == 2, "the provider moved it; the bridge only watched"
+    assert not [
+        r for r in sandbox.app[SANDBOX_KEY].requests if r["path"] == "/v2/status_page_maintenance_updates"
+    ]
