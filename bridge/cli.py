@@ -89,6 +89,7 @@ def _directory(settings: Settings) -> PageDirectory | None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from bridge.maintenance import check_maintenances
     from bridge.rules import check_rules
 
     settings = load_settings(args.config)
@@ -96,7 +97,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if path is None:
         raise CommandError("check: no rules given (--rules PATH or STATUSBRIDGE_RULES_PATH)")
     directory = _directory(settings)
-    problems = check_rules(path, directory)
+    problems: list[Any] = [*check_rules(path, directory), *check_maintenances(path, directory=directory)]
     for problem in problems:
         print(problem)
     if problems:

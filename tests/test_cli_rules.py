@@ -74,3 +74,13 @@ def test_test_rules_bad_payload(tmp_path: Path, capsys: pytest.CaptureFixture[st
     payload.write_text('{"version": "4", "alerts": [{"status": "nope"}]}')
     assert main(["test-rules", "--rules", str(ROOT / "rules"), str(payload)]) == 1
     assert "alerts[0].status" in capsys.readouterr().err
+
+
+def test_check_reports_maintenance_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "m.yaml"
+    bad.write_text(
+        "status_page: Acme Status\nmaintenances:\n  - id: w1\n    name: x\n    components: [API]\n"
+        '    start_at: "2026-12-01T02:00:00"\n    end_at: "2026-12-01T03:00:00+00:00"\n'
+    )
+    assert main(["check", "--rules", str(bad)]) == 1
+    assert "maintenance 'w1': start_at" in capsys.readouterr().out
