@@ -1,10 +1,10 @@
-# The two commands of the README: `make sandbox` (or `make demo`) and `make test`.
+# The two commands of the README: `make demo` and `make test`.
 # Both create the virtualenv on first use, so they work on a fresh machine with python3 >= 3.11.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint sandbox serve clean
+.PHONY: venv test lint demo sandbox serve clean
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,9 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bridge
 	$(BIN)/lint-imports
+
+demo: venv
+	$(BIN)/statusbridge demo
 
 sandbox: venv
 	$(BIN)/statusbridge sandbox --seed rules/sandbox/seed.yaml

@@ -47,6 +47,23 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+    from bridge.sandbox.seed import SeedError
+
+    if not args.rules.exists():
+        raise CommandError(f"demo: no rules at {args.rules} (run it from the repository, or pass --rules)")
+    try:
+        run_demo(
+            host=args.host, port=args.port, sandbox_port=args.sandbox_port, rules=args.rules, seed=args.seed
+        )
+    except SeedError as exc:
+        raise CommandError(f"demo: {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"demo: cannot listen: {exc.strerror}") from None
+    return EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from bridge.app import run_server
 
@@ -250,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (STATUSBRIDGE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (STATUSBRIDGE_PORT, default 8080)")
     serve.set_defaults(func=_cmd_serve)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the sandbox page and the daemon together, with example rules: a first look",
+        description="Starts the sandbox status page and the daemon against it, and prints the page URL, "
+        "the widget URL and curl commands that fire and resolve a sample alert.",
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080, help="the daemon's port (default 8080)")
+    demo.add_argument("--sandbox-port", type=int, default=8788, help="the sandbox's port (default 8788)")
+    demo.add_argument("--rules", type=Path, default=Path("rules/demo/demo.yaml"))
+    demo.add_argument("--seed", type=Path, default=Path("rules/sandbox/seed.yaml"))
+    demo.set_defaults(func=_cmd_demo)
 
     sandbox = sub.add_parser(
         "sandbox",
