@@ -43,6 +43,7 @@ from bridge.store import Store, StoreError, open_store
 from bridge.store.postgres import PostgresStore
 from bridge.web import RUNTIME, Runtime, admin_routes
 from bridge.web_maintenance import WindowSource, maintenance_routes
+from bridge.web_widget import widget_ctx, widget_routes
 
 log = get_logger(__name__)
 
@@ -513,7 +514,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app.router.add_routes(rt.ingest.routes())
     app.router.add_routes(admin_routes())
     app.router.add_routes(maintenance_routes())
-    app.cleanup_ctx.extend([_store_ctx, _client_ctx, _preflight_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx])
+    app.router.add_routes(widget_routes())
+    app.cleanup_ctx.extend(
+        [_store_ctx, _client_ctx, _preflight_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx, widget_ctx]
+    )
     app.on_shutdown.append(_on_shutdown)
     return app
 

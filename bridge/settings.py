@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         timedelta(minutes=15),
         description="A guard condition that persists this long is let through (a real mass event).",
     )
+    widget_upstream_url: str | None = Field(
+        None, description="The page's Widget API URL to proxy at /widget (else built from published state)."
+    )
+    widget_ttl: Duration = Field(timedelta(seconds=30), description="How long /widget serves a cached copy.")
+    widget_page_url: str | None = Field(None, description="page_url in /widget JSON built from state.")
     preflight: bool = Field(
         default=True,
         description="Check at start-up that the API key works and may write (warnings in shadow mode).",
