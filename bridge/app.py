@@ -13,11 +13,13 @@ import contextlib
 import os
 import signal
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 
 import aiohttp
 import asyncpg
+import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -94,6 +96,19 @@ async def in_flight(
 ) -> web.StreamResponse:
     with request.app[IN_FLIGHT_KEY].track():
         return await handler(request)
+
+
+@web.middleware
+async def request_ids(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every log line of a request carries its id; the answer names it (X-Request-Id)."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+    with structlog.contextvars.bound_contextvars(request_id=rid):
+        response = await handler(request)
+    response.headers["X-Request-Id"] = rid
+    return response
 
 
 @web.middleware
@@ -297,7 +312,11 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     executor = None
     if rt.client is not None and s.mode == "live":
         executor = Executor(
-            ClientPageAPI(rt.client), store, rt.clock, epoch=lambda: getattr(store, "epoch", 0) or 0
+            ClientPageAPI(rt.client),
+            store,
+            rt.clock,
+            epoch=lambda: getattr(store, "epoch", 0) or 0,
+            on_drift=rt.metrics.drift.inc,
         )
     rt.reconciler = Reconciler(
         store=store,
@@ -503,7 +522,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     )
     rt.metrics.build.info({"version": __version__})
     app = web.Application(
-        middlewares=[in_flight, json_errors], client_max_size=settings.webhook_max_body_bytes
+        middlewares=[request_ids, in_flight, json_errors], client_max_size=settings.webhook_max_body_bytes
     )
     app[IN_FLIGHT_KEY] = InFlight()
     app[RUNTIME] = rt

@@ -68,6 +68,31 @@ class Metrics:
             "Taken-over incidents still open although their alerts cleared",
             registry=r,
         )
+        self.impacts = Gauge(
+            "statusbridge_component_impact",
+            "Desired status severity per component (0 operational .. 3 full outage)",
+            ["component"],
+            registry=r,
+        )
+        self.reconcile_lag = Gauge(
+            "statusbridge_reconcile_lag_seconds",
+            "Seconds since the last completed reconcile pass",
+            registry=r,
+        )
+        self.drift = Counter(
+            "statusbridge_drift_corrections_total",
+            "Read-backs that changed the recorded state (takeovers, adopted outcomes)",
+            registry=r,
+        )
+        self.coalesced = Gauge(
+            "statusbridge_coalesced_groups", "Groups whose update waits for the coalescing window", registry=r
+        )
+        self.maintenances = Gauge(
+            "statusbridge_maintenance_windows",
+            "Published maintenance occurrences by status",
+            ["status"],
+            registry=r,
+        )
         self.leader = Gauge(
             "statusbridge_leader", "1 while this replica holds the reconcile lease", registry=r
         )

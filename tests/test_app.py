@@ -188,3 +188,12 @@ async def test_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
         assert stored.alert.labels["alertname"] == "Durable"
     finally:
         await store.close()
+
+
+async def test_request_ids(server_factory: ServerFactory) -> None:
+    server = await server_factory()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/healthz", headers={"X-Request-Id": "abc-123"}) as r:
+            assert r.headers["X-Request-Id"] == "abc-123"
+        async with s.get(server.url + "/nope") as r:
+            assert len(r.headers["X-Request-Id"]) == 32

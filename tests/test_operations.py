@@ -316,3 +316,23 @@ async def test_rules_naming_unknown_components_fail_preflight(
             rules_path=str(rules), incidentio_api_key=sandbox.writer_token, incidentio_base_url=sandbox.url
         )
     assert PAGE_ID
+
+
+async def test_metrics_cover_operations(bridge: Bridge, sandbox: SandboxServer) -> None:
+    server = await bridge()
+    await fire(server, "api")
+    await reconcile(server)
+    (inc,) = page_incidents(sandbox)
+    await human(
+        sandbox,
+        "/v2/status_page_incident_updates",
+        {"status_page_incident_id": inc.id, "message": "mine", "notify_subscribers": False},
+    )
+    server.app[RUNTIME].reconciler._next_drift = None  # noqa: SLF001
+    await reconcile(server)
+    async with aiohttp.ClientSession() as s:
+        text = await (await s.get(server.url + "/metrics")).text()
+    assert f'statusbridge_component_impact{{component="{COMPONENTS["API"]}"}} 3.0' in text
+    assert "statusbridge_drift_corrections_total 1.0" in text
+    assert "statusbridge_reconcile_lag_seconds" in text
+    assert 'statusbridge_api_requests_total{operation="CreateStatusPageIncident",outcome="201"} 1.0' in text

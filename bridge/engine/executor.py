@@ -88,11 +88,13 @@ class Executor:
         clock: Callable[[], datetime],
         *,
         epoch: Callable[[], int] = lambda: 0,
+        on_drift: Callable[[], None] = lambda: None,
     ) -> None:
         self._api = api
         self._store = store
         self._clock = clock
         self._epoch = epoch
+        self._on_drift = on_drift
         self.backoff: dict[str, Backoff] = {}
 
     def blocked_until(self, group_key: str, now: datetime) -> datetime | None:
@@ -239,6 +241,7 @@ class Executor:
             outcome = "drift" if after.taken_over and not published.taken_over else "ok"
             await self._save(after, "read_back", outcome, after.taken_over_reason or "")
             if outcome == "drift":
+                self._on_drift()
                 log.warning(
                     "incident taken over by a human",
                     group=published.key,
