@@ -360,6 +360,10 @@ def _after_pass(rt: Runtime, report: PassReport | None) -> None:
     rt.metrics.reconcile_runs.labels("ok" if report is not None else "failed").inc()
     if report is None:
         return
+    for group in report.groups.values():
+        if not group.plan.held and not group.error:
+            for action in group.plan.actions:
+                rt.metrics.actions.labels(type(action).__name__).inc()
     was_blind = "heartbeat" in rt.warnings
     if report.blind:
         rt.warnings["heartbeat"] = f"blind: no heartbeat from rule(s) {', '.join(report.blind)}"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "statusbridge"
-K8S_VERSIONS = ["1.27", "1.31"]
+K8S_VERSIONS = ["1.27", "1.37"]  # the chart's kubeVersion floor, and the newest kubernetes-validate knows
 SECRETS = {
     "incidentio": {"apiKey": "canary-api-key-123"},
     "webhook": {"bearerToken": "canary-webhook-456"},
