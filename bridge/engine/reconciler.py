@@ -113,6 +113,7 @@ class Reconciler:
         guard: GuardPolicy | None = None,
         maintenance: MaintenanceSource | None = None,
         publisher: MaintenancePublisher | None = None,
+        min_pass_interval: timedelta = timedelta(milliseconds=250),
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write."""
         self._store = store
@@ -126,6 +127,7 @@ class Reconciler:
         self._under_maintenance = under_maintenance or (lambda _now: {})
         self._limit = asyncio.Semaphore(concurrency)
         self._on_pass = on_pass
+        self.min_pass_interval = min_pass_interval
         self._maintenance = maintenance
         self._publisher = publisher
         self.guard_policy = guard or GuardPolicy()
@@ -396,6 +398,10 @@ class Reconciler:
                 log.exception("reconcile pass failed", failures=failures)
                 if self._on_pass is not None:
                     self._on_pass(None)
+            # A pass reads every active alert: in a storm, let changes gather for a moment instead
+            # of re-reading the store for each webhook (publications are coalesced anyway).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self.min_pass_interval.total_seconds())
             now = self._clock()
             timeout = self.interval.total_seconds()
             if wake_at is not None:

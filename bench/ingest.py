@@ -1,0 +1,159 @@
+"""Ingest benchmark: alerts/s accepted (2xx, durably stored) by ``statusbridge serve`` vs (a) a bare
+aiohttp app answering 200 and (b) a real Alertmanager receiving the same alerts on its API v2 —
+same load generator, same run. Also on PostgreSQL. Also reports peak RSS with the alerts held
+(the memory benchmark) against Alertmanager holding the same alerts.
+
+    python bench/ingest.py [--short] [--alerts 20000] [--batch 100] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from common import (
+    ALERTMANAGER_BIN,
+    Alertmanager,
+    Process,
+    env_without_statusbridge,
+    free_port,
+    load,
+    peak_rss_mb,
+    rss_mb,
+    statusbridge_argv,
+    wait_http,
+    wait_port,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def webhook_bodies(total: int, batch: int) -> tuple[list[bytes], list[bytes]]:
+    """The same alerts as Alertmanager webhooks (v4) and as API v2 posts."""
+    now = datetime.now(UTC)
+    hooks, api = [], []
+    for start in range(0, total, batch):
+        alerts = [
+            {
+                "labels": {
+                    "alertname": f"Bench{(i % 50)}",
+                    "instance": f"host-{i}",
+                    "job": "node",
+                    "service": f"svc-{i % 20}",
+                    "severity": "critical" if i % 3 else "warning",
+                },
+                "annotations": {"summary": f"alert {i}"},
+                "startsAt": (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+            }
+            for i in range(start, min(total, start + batch))
+        ]
+        hooks.append(
+            json.dumps(
+                {
+                    "version": "4",
+                    "status": "firing",
+                    "receiver": "bench",
+                    "alerts": [{**a, "status": "firing", "endsAt": "0001-01-01T00:00:00Z"} for a in alerts],
+                }
+            ).encode()
+        )
+        api.append(
+            json.dumps(
+                [
+                    {**a, "endsAt": (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}
+                    for a in alerts
+                ]
+            ).encode()
+        )
+    return hooks, api
+
+
+async def run(args: argparse.Namespace) -> int:
+    hooks, api = webhook_bodies(args.alerts, args.batch)
+    tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
+    results: dict[str, float] = {}
+
+    bare_port = free_port()
+    bare = Process([sys.executable, str(ROOT / "bench" / "bare.py"), str(bare_port)], tmp / "bare.log")
+    bare.start()
+    await wait_port(bare_port)
+    secs, _, fails = await load(f"http://127.0.0.1:{bare_port}/hook", hooks, concurrency=args.concurrency)
+    results["bare aiohttp"] = args.alerts / secs
+    bare.stop()
+
+    stores = [("SQLite", f"sqlite:///{tmp / 'bench.db'}")]
+    if args.postgres:
+        stores.append(("PostgreSQL", f"{args.postgres}?schema=bench_{uuid.uuid4().hex[:8]}"))
+    rss: dict[str, float] = {}
+    for label, url in stores:
+        port = free_port()
+        env = env_without_statusbridge(
+            STATUSBRIDGE_WEBHOOK_AUTH="none",
+            STATUSBRIDGE_STORE_URL=url,
+            STATUSBRIDGE_PORT=str(port),
+            STATUSBRIDGE_LOG_LEVEL="warning",
+        )
+        serve = Process(statusbridge_argv("serve"), tmp / f"serve-{label}.log", env=env)
+        serve.start()
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc=serve.proc)
+        secs, _latencies, fails = await load(
+            f"http://127.0.0.1:{port}/webhooks/alertmanager", hooks, concurrency=args.concurrency
+        )
+        assert fails == 0, (fails, serve.log()[-2000:])
+        results[f"statusbridge ({label})"] = args.alerts / secs
+        assert serve.proc is not None
+        rss[f"statusbridge ({label})"] = peak_rss_mb(serve.proc.pid)
+        serve.stop()
+
+    if ALERTMANAGER_BIN:
+        am = Alertmanager(tmp, f"http://127.0.0.1:{free_port()}/nowhere")
+        await am.start()
+        assert am.process.proc is not None
+        idle = rss_mb(am.process.proc.pid)
+        secs, _, fails = await load(f"{am.url}/api/v2/alerts", api, concurrency=args.concurrency)
+        results["Alertmanager API v2"] = args.alerts / secs
+        rss["Alertmanager"] = peak_rss_mb(am.process.proc.pid)
+        rss["Alertmanager (idle)"] = idle
+        am.stop()
+
+    print(f"ingest: {args.alerts} alerts in webhooks of {args.batch}, {args.concurrency} clients")
+    for name, rate in results.items():
+        print(f"  {name:28s} {rate:10.0f} alerts/s")
+    base = results["bare aiohttp"]
+    for name, rate in results.items():
+        if name.startswith("statusbridge"):
+            line = f"  ratio {name} / bare aiohttp = {rate / base:.2f} (target >= 0.5)"
+            if "Alertmanager API v2" in results:
+                line += f"; / Alertmanager = {rate / results['Alertmanager API v2']:.2f} (target >= 0.5)"
+            print(line)
+    print("memory (peak RSS, MB) holding the alerts:")
+    for name, mb in rss.items():
+        print(f"  {name:28s} {mb:8.1f}")
+    if "Alertmanager" in rss and "statusbridge (SQLite)" in rss:
+        print(
+            f"  ratio statusbridge (SQLite) / Alertmanager = {rss['statusbridge (SQLite)'] / rss['Alertmanager']:.2f} (target <= 1.0)"
+        )
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--short", action="store_true", help="a tiny run that proves the script works")
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--postgres", default=None, help="also measure on this PostgreSQL URL")
+    args = parser.parse_args()
+    if args.short:
+        args.alerts, args.batch, args.concurrency = 400, 100, 4
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
