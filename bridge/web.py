@@ -82,6 +82,15 @@ log = get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
+def _err(description: str) -> dict[str, Any]:
+    """An error response of the admin API's OpenAPI document (every error body is ``Error``)."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "StatusBridge admin API", "version": "1"},
@@ -196,14 +205,8 @@ OPENAPI: dict[str, Any] = {
                         "description": "state",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/State"}}},
                     },
-                    "401": {
-                        "description": "missing or wrong admin token",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "403": {
-                        "description": "admin API disabled (no STATUSBRIDGE_ADMIN_TOKEN)",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    "401": _err("missing or wrong admin token"),
+                    "403": _err("admin API disabled (no STATUSBRIDGE_ADMIN_TOKEN)"),
                 },
             }
         },
@@ -225,24 +228,9 @@ OPENAPI: dict[str, Any] = {
                             "description": "done",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
-                        "401": {
-                            "description": "missing or wrong admin token",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                            },
-                        },
-                        "404": {
-                            "description": "no such group",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                            },
-                        },
-                        "409": {
-                            "description": "not applicable to the group's state",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                            },
-                        },
+                        "401": _err("missing or wrong admin token"),
+                        "404": _err("no such group"),
+                        "409": _err("not applicable to the group's state"),
                     },
                 }
             }
@@ -273,18 +261,9 @@ OPENAPI: dict[str, Any] = {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
                         },
                     },
-                    "400": {
-                        "description": "not JSON",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "401": {
-                        "description": "missing or wrong admin token",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "422": {
-                        "description": "invalid window (names the field)",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    "400": _err("not JSON"),
+                    "401": _err("missing or wrong admin token"),
+                    "422": _err("invalid window (names the field)"),
                 },
             },
             "get": {
@@ -320,10 +299,7 @@ OPENAPI: dict[str, Any] = {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
                         },
                     },
-                    "404": {
-                        "description": "unknown",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    "404": _err("unknown"),
                 },
             },
             "patch": {
@@ -351,18 +327,9 @@ OPENAPI: dict[str, Any] = {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
                         },
                     },
-                    "404": {
-                        "description": "unknown",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "409": {
-                        "description": "a config window",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "422": {
-                        "description": "invalid",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    "404": _err("unknown"),
+                    "409": _err("a config window"),
+                    "422": _err("invalid"),
                 },
             },
             "delete": {
@@ -372,14 +339,8 @@ OPENAPI: dict[str, Any] = {
                         "description": "cancelled",
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    "404": {
-                        "description": "unknown",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "409": {
-                        "description": "a config window",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    "404": _err("unknown"),
+                    "409": _err("a config window"),
                 },
             },
         },
@@ -394,14 +355,8 @@ OPENAPI: dict[str, Any] = {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Maintenance"}}
                         },
                     },
-                    "404": {
-                        "description": "unknown",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "409": {
-                        "description": "not in progress, or a config window",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
+                    "404": _err("unknown"),
+                    "409": _err("not in progress, or a config window"),
                 },
             },
         },

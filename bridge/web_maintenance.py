@@ -188,10 +188,15 @@ async def _find(request: web.Request) -> tuple[Runtime, AnyWindow] | web.Respons
     return _error(404, f"no maintenance window {wid!r}")
 
 
-def _api_only(window: AnyWindow) -> web.Response | None:
+async def _api_window(request: web.Request) -> tuple[Runtime, OneOffWindow] | web.Response:
+    """The window named in the path, if the API may change it (config windows change in files)."""
+    found = await _find(request)
+    if isinstance(found, web.Response):
+        return found
+    rt, window = found
     if window.source != "api" or not isinstance(window, OneOffWindow):
         return _error(409, f"window {window.id!r} is defined in a config file: change it there")
-    return None
+    return rt, window
 
 
 async def show(request: web.Request) -> web.Response:
@@ -203,13 +208,10 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def reschedule(request: web.Request) -> web.Response:
-    found = await _find(request)
+    found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
     rt, window = found
-    if (refused := _api_only(window)) is not None:
-        return refused
-    assert isinstance(window, OneOffWindow)
     body = await _body(request)
     if isinstance(body, web.Response):
         return body
@@ -235,13 +237,10 @@ async def _end_now(rt: Runtime, window: OneOffWindow, now: datetime) -> OneOffWi
 
 
 async def complete(request: web.Request) -> web.Response:
-    found = await _find(request)
+    found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
     rt, window = found
-    if (refused := _api_only(window)) is not None:
-        return refused
-    assert isinstance(window, OneOffWindow)
     now = rt.clock()
     if not window.start_at <= now < window.end_at:
         return _error(409, "only a maintenance in progress can be completed early")
@@ -250,13 +249,10 @@ async def complete(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     """Delete a window that has not started; complete one that has."""
-    found = await _find(request)
+    found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
     rt, window = found
-    if (refused := _api_only(window)) is not None:
-        return refused
-    assert isinstance(window, OneOffWindow)
     now = rt.clock()
     if now < window.start_at:
         await rt.get_store().delete_window(window.id)
