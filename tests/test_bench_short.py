@@ -21,3 +21,17 @@ def test_ingest_benchmark_runs_short() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "ratio statusbridge (SQLite) / bare aiohttp" in result.stdout
     assert "peak RSS" in result.stdout
+
+
+def test_storm_benchmark_runs_short() -> None:
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "bench" / "storm.py"), "--short"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=ROOT / "bench",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "429s received           0" in result.stdout
+    assert "duplicate incidents     0" in result.stdout

@@ -133,6 +133,10 @@ class Reconciler:
         self.guard_policy = guard or GuardPolicy()
         self._guard = GuardState()
         self._next_drift: datetime | None = None
+        self._listing: dict[str, asyncio.Future[list[IncidentView]]] = {}
+        self._adoptable: dict[str, list[IncidentView]] = {}
+        """Each page's open incidents, read once per process: adoption is for a store that was
+        empty or lost at start-up; later incidents of ours are in the store, others are humans'."""
         self.last: PassReport | None = None
         self.passes = 0
 
@@ -190,7 +194,6 @@ class Reconciler:
             for name, (timeout, last) in evaluation.heartbeats.items()
             if last is None or now - last > timeout
         )
-        self._adoptable: dict[str, list[IncidentView]] = {}
         claimed = {p.incident_id for p in published.values() if p.incident_id}
         results = await asyncio.gather(
             *(
@@ -325,14 +328,20 @@ class Reconciler:
         """With no record of this group (an empty or lost store), an open incident on the page with
         the same name and overlapping components is this group's: adopt it instead of a duplicate."""
         assert self._executor is not None
-        if action.status_page_id not in self._adoptable:
-            try:
-                self._adoptable[action.status_page_id] = await self._executor.open_incidents(
-                    action.status_page_id
-                )
-            except ActionFailed as exc:
-                log.warning("could not list open incidents for adoption", error=str(exc))
-                self._adoptable[action.status_page_id] = []
+        executor = self._executor
+        page = action.status_page_id
+        if page not in self._adoptable:
+            if page not in self._listing:
+                # Groups plan concurrently: the first one lists the page, the others wait for it.
+                async def listing() -> list[IncidentView]:
+                    try:
+                        return await executor.open_incidents(page)
+                    except ActionFailed as exc:
+                        log.warning("could not list open incidents for adoption", error=str(exc))
+                        return []
+
+                self._listing[page] = asyncio.ensure_future(listing())
+            self._adoptable[page] = await self._listing[page]
         wanted = {c for c, s in action.components.items() if s is not ComponentStatus.OPERATIONAL}
         for view in self._adoptable[action.status_page_id]:
             shown = {c for c, s in view.components.items() if s is not ComponentStatus.OPERATIONAL}
