@@ -20,7 +20,6 @@ from bridge.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class CommandError(Exception):

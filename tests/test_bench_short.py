@@ -6,12 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ingest_benchmark_runs_short() -> None:
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("ingest.py", ["ratio statusbridge (SQLite) / bare aiohttp", "peak RSS"]),
+        ("storm.py", ["429s received           0", "duplicate incidents     0"]),
+    ],
+)
+def test_benchmark_runs_short(script: str, expected: list[str]) -> None:
     result = subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--short"],
+        [sys.executable, str(ROOT / "bench" / script), "--short"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -19,19 +28,5 @@ def test_ingest_benchmark_runs_short() -> None:
         cwd=ROOT / "bench",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "ratio statusbridge (SQLite) / bare aiohttp" in result.stdout
-    assert "peak RSS" in result.stdout
-
-
-def test_storm_benchmark_runs_short() -> None:
-    result = subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "bench" / "storm.py"), "--short"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        cwd=ROOT / "bench",
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "429s received           0" in result.stdout
-    assert "duplicate incidents     0" in result.stdout
+    for text in expected:
+        assert text in result.stdout

@@ -138,11 +138,6 @@ class Reconciler:
         """Each page's open incidents, read once per process: adoption is for a store that was
         empty or lost at start-up; later incidents of ours are in the store, others are humans'."""
         self.last: PassReport | None = None
-        self.passes = 0
-
-    @property
-    def shadow(self) -> bool:
-        return self._executor is None
 
     async def reconcile_once(self) -> PassReport:
         now = self._clock()
@@ -211,7 +206,6 @@ class Reconciler:
             if wake is not None and (report.wake_at is None or wake < report.wake_at):
                 report.wake_at = wake
         self.last = report
-        self.passes += 1
         return report
 
     async def _group(

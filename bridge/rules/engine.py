@@ -551,7 +551,6 @@ class RulesHolder:
         self.current = load_rules(path, directory)
         self.last_error: str | None = None
         self.generation = 1
-        self.reload_errors = 0
         self._stamp = self._fingerprint()
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
@@ -570,7 +569,6 @@ class RulesHolder:
             rules = load_rules(self.path, self.directory)
         except RulesError as exc:
             self.last_error = str(exc)
-            self.reload_errors += 1
             # The message names file, rule and field; a traceback would only hide it.
             log.error("rules reload failed; keeping the previous rules", error=self.last_error)  # noqa: TRY400
             if self._on_error is not None:

@@ -213,8 +213,13 @@ class SQLiteStore:
         async with self._transaction() as db:
             before = await self._statuses(keys)
             await db.executemany(UPSERT, rows)
-            after = await self._statuses(keys)
-        changed = sum(1 for k in set(keys) if before.get(k) != after.get(k))
+        # What UPSERT leaves is derivable from what was there: resolved is terminal, otherwise the
+        # last delivery of the instance wins. No second read on the webhook's hot path.
+        after = dict(before)
+        for key, row in zip(keys, rows, strict=True):
+            if after.get(key) != "resolved":
+                after[key] = row[3]
+        changed = sum(1 for k in after if before.get(k) != after[k])
         return UpsertResult(received=len(alerts), changed=changed)
 
     async def _statuses(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
