@@ -32,6 +32,14 @@ COMPONENTS = {
 }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="run the resilience drills at their full counts (see tests/resilience/conftest.py)",
+    )
+
+
 class FakeClock:
     """Injected time: tests move it explicitly, never by sleeping."""
 
