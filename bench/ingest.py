@@ -31,6 +31,8 @@ from common import (
     wait_port,
 )
 
+from bridge.ingest.payloads import fingerprint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,13 +43,17 @@ def webhook_bodies(total: int, batch: int) -> tuple[list[bytes], list[bytes]]:
     for start in range(0, total, batch):
         alerts = [
             {
-                "labels": {
-                    "alertname": f"Bench{(i % 50)}",
-                    "instance": f"host-{i}",
-                    "job": "node",
-                    "service": f"svc-{i % 20}",
-                    "severity": "critical" if i % 3 else "warning",
-                },
+                "labels": (
+                    labels := {
+                        "alertname": f"Bench{(i % 50)}",
+                        "instance": f"host-{i}",
+                        "job": "node",
+                        "service": f"svc-{i % 20}",
+                        "severity": "critical" if i % 3 else "warning",
+                    }
+                ),
+                # Alertmanager's webhooks carry each alert's fingerprint; so do these.
+                "fingerprint": fingerprint(labels),
                 "annotations": {"summary": f"alert {i}"},
                 "startsAt": (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
             }
@@ -66,7 +72,10 @@ def webhook_bodies(total: int, batch: int) -> tuple[list[bytes], list[bytes]]:
         api.append(
             json.dumps(
                 [
-                    {**a, "endsAt": (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}
+                    {
+                        **{k: v for k, v in a.items() if k != "fingerprint"},
+                        "endsAt": (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+                    }
                     for a in alerts
                 ]
             ).encode()

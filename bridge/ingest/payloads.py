@@ -8,6 +8,7 @@ field, e.g. ``alerts[3].startsAt: not an RFC 3339 time``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -28,11 +29,12 @@ class PayloadError(Exception):
 
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Alertmanager's ``LabelSet.Fingerprint()``: FNV-1a 64 over sorted name/0xff/value/0xff."""
+    data = b"".join(
+        part for name in sorted(labels) for part in (name.encode(), b"\xff", labels[name].encode(), b"\xff")
+    )
     h = 0xCBF29CE484222325
-    for name in sorted(labels):
-        for part in (name.encode(), b"\xff", labels[name].encode(), b"\xff"):
-            for byte in part:
-                h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     return f"{h:016x}"
 
 
@@ -64,11 +66,13 @@ def str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
     if not isinstance(value, dict):
         raise PayloadError("must be an object of strings", field=field)
     for k, v in value.items():
-        where = f"{field}.{_shown(k)}"
-        text(k, where)
         if not isinstance(v, str):
-            raise PayloadError("must be a string", field=where)
-        text(v, where)
+            raise PayloadError("must be a string", field=f"{field}.{_shown(k)}")
+        # ASCII without NUL is storable text: the common case skips the encoding checks.
+        if not (k.isascii() and v.isascii()) or "\x00" in k or "\x00" in v:
+            where = f"{field}.{_shown(k)}"
+            text(k, where)
+            text(v, where)
     return dict(value)
 
 
@@ -85,18 +89,29 @@ def parse_time(value: Any, field: str, *, required: bool) -> datetime | None:
         if required:
             raise PayloadError("is required", field=field)
         return None
-    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
+    if not isinstance(value, str):
         raise PayloadError("not an RFC 3339 time", field=field)
+    parsed = _instant(value)
+    if isinstance(parsed, str):
+        raise PayloadError(parsed, field=field)
+    return None if parsed <= ZERO_TIME else parsed
+
+
+@functools.lru_cache(maxsize=1024)
+def _instant(value: str) -> datetime | str:
+    """The UTC instant ``value`` names, or why it names none. Memoized: the alerts of a webhook
+    mostly share their times, and a storm repeats them."""
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return "not an RFC 3339 time"
     date, clock, fraction, offset = match.groups()
     micros = (fraction or "")[:6].ljust(6, "0")
     try:
         parsed = datetime.fromisoformat(f"{date}T{clock}.{micros}{offset.upper()}")
         # A valid local time near year 1 or 9999 may have no UTC equivalent in a datetime.
-        parsed = parsed.astimezone(UTC)
+        return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise PayloadError("not a valid time (out of range)", field=field) from None
-    return None if parsed <= ZERO_TIME else parsed
+        return "not a valid time (out of range)"
 
 
 def _alert(raw: Any, where: str, source: Source, received_at: datetime) -> Alert:

@@ -12,6 +12,7 @@ reopen it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -73,13 +74,21 @@ class Store(Protocol):
 # --- encoding shared by the backends -----------------------------------------------------------
 
 
+# Alerts of one webhook share their receive time and mostly their start times, and a pass decodes
+# the same few instants thousands of times: both conversions are memoized (bounded, pure).
+@functools.lru_cache(maxsize=4096)
 def ts(value: datetime) -> str:
     """Fixed-width UTC text: sorts like the instant it encodes."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""One encoder for every row: ``json.dumps`` with options builds a new encoder per call."""
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:
@@ -89,8 +98,8 @@ def alert_row(alert: Alert) -> tuple[Any, ...]:
         ts(alert.starts_at),
         alert.status.value,
         ts(alert.ends_at) if alert.ends_at else None,
-        json.dumps(dict(alert.labels), sort_keys=True, separators=(",", ":")),
-        json.dumps(dict(alert.annotations), sort_keys=True, separators=(",", ":")),
+        _CANONICAL.encode(dict(alert.labels)),
+        _CANONICAL.encode(dict(alert.annotations)),
         alert.generator_url,
         ts(alert.received_at),
     )
