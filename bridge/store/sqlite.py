@@ -98,6 +98,8 @@ class SQLiteStore:
         self._reader = reader
         self.path = path
         self._write = asyncio.Lock()
+        self._pending: list[tuple[list[tuple[Any, ...]], asyncio.Future[UpsertResult]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str, *, synchronous: str = "NORMAL") -> SQLiteStore:
@@ -203,24 +205,63 @@ class SQLiteStore:
     # --- alerts --------------------------------------------------------------------------------
 
     async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult:
+        """Store one delivery; answers once it is committed.
+
+        Group commit: deliveries that arrive while a transaction is running wait for it and are
+        then written together, in arrival order, in one transaction. A storm's concurrent
+        webhooks cost one commit per round instead of one each, and the event loop parses the
+        next requests while SQLite (which releases the GIL) writes the current round.
+        """
         if not alerts:
             return UpsertResult(0, 0)
         rows = []
         for a in alerts:
             received = ts(a.received_at)
             rows.append((*alert_row(a), received, received))
-        keys = [(r[0], r[1], r[2]) for r in rows]
+        done: asyncio.Future[UpsertResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, done))
+        if self._flusher is None or self._flusher.done():
+            # A task of its own: a caller cancelled mid-write must not strand the others' rows.
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            round_, self._pending = self._pending, []
+            try:
+                results = await self._upsert_rounds([rows for rows, _ in round_])
+            except Exception as exc:  # noqa: BLE001 (handed to the callers: the round was rolled back)
+                if len(round_) == 1:
+                    _settle(round_[0][1], exc)
+                    continue
+                # One delivery's failure must not fail the others: each is written on its own.
+                for rows, done in round_:
+                    try:
+                        (result,) = await self._upsert_rounds([rows])
+                    except Exception as one:  # noqa: BLE001 (handed to its caller)
+                        _settle(done, one)
+                    else:
+                        _settle(done, result)
+            else:
+                for (_, done), result in zip(round_, results, strict=True):
+                    _settle(done, result)
+
+    async def _upsert_rounds(self, deliveries: list[list[tuple[Any, ...]]]) -> list[UpsertResult]:
+        keys = [[(r[0], r[1], r[2]) for r in rows] for rows in deliveries]
         async with self._transaction() as db:
-            before = await self._statuses(keys)
-            await db.executemany(UPSERT, rows)
+            state = await self._statuses([k for ks in keys for k in ks])
+            await db.executemany(UPSERT, [r for rows in deliveries for r in rows])
         # What UPSERT leaves is derivable from what was there: resolved is terminal, otherwise the
         # last delivery of the instance wins. No second read on the webhook's hot path.
-        after = dict(before)
-        for key, row in zip(keys, rows, strict=True):
-            if after.get(key) != "resolved":
-                after[key] = row[3]
-        changed = sum(1 for k in after if before.get(k) != after[k])
-        return UpsertResult(received=len(alerts), changed=changed)
+        results = []
+        for rows, ks in zip(deliveries, keys, strict=True):
+            before = {k: state.get(k) for k in ks}
+            for key, row in zip(ks, rows, strict=True):
+                if state.get(key) != "resolved":
+                    state[key] = row[3]
+            changed = sum(1 for k in before if before[k] != state[k])
+            results.append(UpsertResult(received=len(rows), changed=changed))
+        return results
 
     async def _statuses(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
         out: dict[tuple[str, str, str], str] = {}
@@ -353,10 +394,23 @@ class SQLiteStore:
         await self._read("SELECT 1")
 
     async def close(self) -> None:
-        # Taking the writer lock lets a transaction in flight finish (commit or roll back) first.
+        # Deliveries already accepted are written first; then taking the writer lock lets a
+        # transaction in flight finish (commit or roll back).
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
         async with self._write:
             await self._reader.close()
             await self._db.close()
+
+
+def _settle(done: asyncio.Future[UpsertResult], outcome: UpsertResult | Exception) -> None:
+    if done.done():  # its caller went away (cancelled); the write stands regardless
+        return
+    if isinstance(outcome, Exception):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
 
 
 def _check_path(file: Path) -> None:

@@ -3,8 +3,10 @@ keeping its two connections apart (a read never sees the inside of a write trans
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,3 +161,30 @@ async def test_unusable_paths_are_refused_with_the_reason(tmp_path: Path) -> Non
         await open_store(f"sqlite:///{garbage}")
     with pytest.raises(StoreError, match="does not exist"):
         await open_store(f"sqlite:///{tmp_path}/missing/x.db")
+
+
+async def test_group_commit_keeps_each_deliverys_answer_and_order(store: SQLiteStore) -> None:
+    """Concurrent deliveries share one transaction but keep their own counts, in arrival order."""
+    resolved = replace(alert("a"), status=AlertStatus.RESOLVED, ends_at=T0)
+    results = await asyncio.gather(
+        store.upsert_alerts([alert("a")]),
+        store.upsert_alerts([alert("a"), alert("b")]),
+        store.upsert_alerts([resolved]),
+        store.upsert_alerts([alert("a")]),
+    )
+    assert [(r.received, r.changed) for r in results] == [(1, 1), (2, 1), (1, 1), (1, 0)]
+    stored = {s.alert.fingerprint: s for s in await store.list_alerts()}
+    assert stored["a"].alert.status is AlertStatus.RESOLVED, "resolved stays terminal within a round"
+    assert stored["a"].receive_count == 4
+
+
+async def test_one_bad_delivery_fails_alone_in_its_round(store: SQLiteStore) -> None:
+    outcomes = await asyncio.gather(
+        store.upsert_alerts([alert("ok-1")]),
+        store.upsert_alerts([alert("bad-\ud800")]),
+        store.upsert_alerts([alert("ok-2")]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], UnicodeEncodeError)
+    assert [o.changed for o in (outcomes[0], outcomes[2])] == [1, 1]  # type: ignore[union-attr]
+    assert sorted(s.alert.fingerprint for s in await store.list_alerts()) == ["ok-1", "ok-2"]
