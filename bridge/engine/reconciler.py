@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -51,6 +52,10 @@ class EvaluationLike(Protocol):
 Evaluate = Callable[[Sequence[Alert]], EvaluationLike]
 PAUSED = "paused"
 GUARD_RELEASED = "guard_released_at"
+PASS_DUTY_FACTOR = 3.0
+"""After a pass, wait at least this many times as long as it took before the next one (on change)."""
+MAX_PASS_PAUSE = 5.0
+"""...but never longer than this (seconds): a huge store must not make the page lag by minutes."""
 UnderMaintenance = Callable[[datetime], Mapping[str, Set[str]]]
 
 
@@ -390,6 +395,7 @@ class Reconciler:
         while not stopping.is_set():
             changed.clear()
             wake_at: datetime | None = None
+            started = time.perf_counter()
             try:
                 report = await self.reconcile_once()
                 wake_at = report.wake_at
@@ -401,10 +407,14 @@ class Reconciler:
                 log.exception("reconcile pass failed", failures=failures)
                 if self._on_pass is not None:
                     self._on_pass(None)
-            # A pass reads every active alert: in a storm, let changes gather for a moment instead
-            # of re-reading the store for each webhook (publications are coalesced anyway).
+            # A pass reads every active alert: in a storm, let changes gather instead of re-reading
+            # the store for each webhook (publications are coalesced anyway). The pause grows with
+            # the pass's own cost, so reconciling takes at most 1/(1 + PASS_DUTY_FACTOR) of the CPU
+            # and ingest keeps the rest, however many alerts are active.
+            spent = time.perf_counter() - started
+            pause = max(self.min_pass_interval.total_seconds(), PASS_DUTY_FACTOR * spent)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self.min_pass_interval.total_seconds())
+                await asyncio.wait_for(stopping.wait(), timeout=min(pause, MAX_PASS_PAUSE))
             now = self._clock()
             timeout = self.interval.total_seconds()
             if wake_at is not None:
