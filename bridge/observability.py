@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 _secrets: set[str] = set()
 _MASK = "***"
@@ -77,6 +78,26 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log duplicates our own request logging.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a request its HTTP parser refuses (a NUL in a header, an over-long line) at ERROR
+    with a traceback. It is the client's mistake and was answered 400: one warning line without a
+    traceback, so that nobody can fill the log with tracebacks at will."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            reason = str(exc.message).splitlines()[0][:200] if exc.message else type(exc).__name__
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "refused a malformed HTTP request from %s: %s", (remote, reason)
+        return True
 
 
 def get_logger(name: str) -> Any:

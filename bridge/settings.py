@@ -219,7 +219,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         except OSError as exc:
             raise SettingsError(f"config file {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise SettingsError(f"config file {path}: not valid YAML: {exc}") from None
+            raise SettingsError(f"config file {path}: not valid YAML: {_yaml_problem(exc)}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -232,3 +232,16 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError(_describe(exc)) from None
     finally:
         _file_values.reset(token)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without PyYAML's quote of the offending line: in a config file
+    that line may hold a secret, and this message reaches the terminal and the logs."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        text = f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+        if exc.context and exc.context_mark is not None:
+            start = exc.context_mark
+            text += f", {exc.context} from line {start.line + 1}, column {start.column + 1}"
+        return text
+    return type(exc).__name__

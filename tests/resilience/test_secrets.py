@@ -499,21 +499,13 @@ async def test_check_with_the_key_accepted_prints_no_secret(
     assert not leaks(output), f"{leaks(output)}\n{output}"
 
 
-# BUG (bridge/, reported, not fixed here): a config file that is not valid YAML is reported with PyYAML's
-# message, which quotes the offending line, so the secret on that line is printed to stderr (and, for
-# `serve`, to the daemon's log). Reproduce:
-#   printf 'incidentio_api_key: "canary-apikey-7f3a9c\n' > bad.yaml
-#   statusbridge check --config bad.yaml --rules rules.yaml
-#   -> statusbridge: config file bad.yaml: not valid YAML: while scanning a quoted scalar
-#        in "<unicode string>", line 1, column 21:
-#          incidentio_api_key: "canary-apikey-7f3a9c
-# The test asserts the correct behaviour (the error names the file and line, not the secret) and is
-# expected to fail until fixed.
-@pytest.mark.xfail(strict=True, reason="BUG: a YAML syntax error in the config file prints the secret")
+# A config file that is not valid YAML was reported with PyYAML's message, which quotes the
+# offending line: the secret on it reached stderr (and, for `serve`, the log).
 async def test_check_with_invalid_yaml_config_prints_no_secret(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
     (tmp_path / "config.yaml").write_text(f'admin_token: {ADMIN_TOKEN}\nincidentio_api_key: "{API_KEY}\n')
     code, output = await run_check(tmp_path, {}, "--rules", "rules.yaml", "--config", "config.yaml")
     assert code == 1, output
     assert "not valid YAML" in output, output
+    assert "line 2" in output, output
     assert not leaks(output), f"{leaks(output)}\n{output}"
