@@ -32,7 +32,7 @@ from bridge.engine.maintenance import MaintenancePublisher
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
 from bridge.engine.reconciler import PassReport, Reconciler
-from bridge.incidentio.client import StatusPageClient
+from bridge.incidentio.client import RetryPolicy, StatusPageClient
 from bridge.incidentio.errors import Forbidden, IncidentIOError, NotFound
 from bridge.incidentio.ratelimit import TokenBucket
 from bridge.ingest.auth import WebhookAuth
@@ -194,6 +194,9 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             base_url=s.incidentio_base_url,
             timeout=s.incidentio_timeout.total_seconds(),
             rate_limiter=TokenBucket(s.incidentio_rate_capacity, s.incidentio_rate_refill),
+            # Short in-call retries (a blip); longer outages are paced by the executor's breaker,
+            # whose probes must not sit in a long back-off when the provider comes back.
+            retry=RetryPolicy(attempts=3, total_seconds=5.0, base_seconds=0.25, cap_seconds=1.0),
             on_request=rt.metrics.observe_api,
         )
         yield
@@ -317,6 +320,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             rt.clock,
             epoch=lambda: getattr(store, "epoch", 0) or 0,
             on_drift=rt.metrics.drift.inc,
+            on_recover=rt.changed.set,
         )
     rt.reconciler = Reconciler(
         store=store,

@@ -336,3 +336,45 @@ async def test_metrics_cover_operations(bridge: Bridge, sandbox: SandboxServer) 
     assert "statusbridge_drift_corrections_total 1.0" in text
     assert "statusbridge_reconcile_lag_seconds" in text
     assert 'statusbridge_api_requests_total{operation="CreateStatusPageIncident",outcome="201"} 1.0' in text
+
+
+async def test_provider_outage_one_probe_at_a_time_then_everything_at_once(
+    bridge: Bridge, sandbox: SandboxServer
+) -> None:
+    server = await bridge(max_new_incidents=20)
+    sb = sandbox.app[SANDBOX_KEY]
+    await fire(server, "api")
+    await reconcile(server)
+    async with aiohttp.ClientSession() as s:
+        await s.post(
+            sandbox.url + "/_sandbox/faults", json={"path_prefix": "/v2/", "count": 10**6, "status": 503}
+        )
+    services = ["web", "db", "pay", "search"]
+    for service in services:  # four new groups during the outage
+        await fire(server, service)
+
+    def calls() -> list[tuple[str, str]]:
+        return [(r["method"], r["path"]) for r in sb.requests]
+
+    before = len(calls())
+    report = await reconcile(server)  # the outage is discovered: the breaker opens
+    assert len(calls()) > before, report
+    before = len(calls())
+    await reconcile(server)
+    await reconcile(server)
+    assert len(calls()) == before, "no request while the breaker is open and no probe is due"
+    server.clock.advance(10)
+    await reconcile(server)
+    probe = calls()[before:]
+    assert probe and len(set(probe)) == 1, f"exactly one call probes the provider: {probe}"
+    async with aiohttp.ClientSession() as s:
+        await s.delete(sandbox.url + "/_sandbox/faults")
+    server.clock.advance(10)
+    rt = server.app[RUNTIME]
+    rt.changed.clear()
+    await reconcile(server)  # the probe succeeds
+    assert rt.changed.is_set(), "the recovery asks for a pass at once"
+    for _ in range(2):
+        await reconcile(server)
+    names = sorted(i.name for i in page_incidents(sandbox))
+    assert names == sorted(f"{s} is down" for s in ["api", *services]), "each group exactly once"

@@ -12,32 +12,43 @@ can heal from:
 
 Failures that are known not to have been applied (a 429 or connection error before sending, a 4xx)
 put the group on an exponential back-off so that one broken group cannot hammer the API, while the
-other groups carry on.
+other groups carry on. Failures that say the provider itself is unavailable (5xx, 429, timeouts,
+unknown outcomes) open the provider-wide :class:`~bridge.engine.breaker.Breaker` instead: one probe
+at a time until it answers, then every group at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bridge.domain import ActionRecord, PublishedGroup
+from bridge.engine.breaker import Breaker
 from bridge.engine.model import Action, CreateIncident, ReadBack, RenameIncident, UpdateIncident
 from bridge.engine.planner import after_create, after_rename, after_update, before_create
 from bridge.engine.readback import IncidentView, after_read_back
 from bridge.observability import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class ActionFailed(Exception):
     """The page did not apply the action (known): back off and plan again later."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, unavailable: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unavailable = unavailable
+        """The provider did not handle the request (5xx, 429, timeout, connection): not this group's fault."""
+
+
+class ProviderUnavailable(ActionFailed):
+    """Not tried: the breaker is open and another action is the probe (no request was sent)."""
 
 
 class OutcomeUnknown(Exception):
@@ -89,17 +100,50 @@ class Executor:
         *,
         epoch: Callable[[], int] = lambda: 0,
         on_drift: Callable[[], None] = lambda: None,
+        on_recover: Callable[[], None] = lambda: None,
+        breaker: Breaker | None = None,
     ) -> None:
-        self._api = api
+        """``on_recover`` is called when the provider answers again after an outage: re-plan now."""
+        self._api = _Watched(api, self)
         self._store = store
         self._clock = clock
         self._epoch = epoch
         self._on_drift = on_drift
+        self._on_recover = on_recover
+        self.breaker = breaker or Breaker()
         self.backoff: dict[str, Backoff] = {}
 
     def blocked_until(self, group_key: str, now: datetime) -> datetime | None:
         b = self.backoff.get(group_key)
-        return b.until if b is not None and b.until is not None and b.until > now else None
+        mine = b.until if b is not None and b.until is not None and b.until > now else None
+        provider = self.breaker.blocked_until(now)
+        if mine is None or provider is None:
+            return mine or provider
+        return max(mine, provider)
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """One action's (or read's) turn at the provider, as the breaker allows."""
+        if not self.breaker.admit(self._clock()):
+            at = self.breaker.probe_at.isoformat() if self.breaker.probe_at else "soon"
+            raise ProviderUnavailable(f"the status page API is unavailable; next probe at {at}")
+        probe = self.breaker.probing
+        try:
+            yield
+        finally:
+            if probe and self.breaker.probing:
+                self.breaker.release()
+
+    def _provider_failed(self, retry_after: float | None) -> None:
+        was_open = self.breaker.open
+        until = self.breaker.failed(self._clock(), retry_after)
+        if not was_open:
+            log.warning("status page API unavailable: pausing writes, one probe at a time", next_probe=until)
+
+    def _provider_answered(self) -> None:
+        if self.breaker.succeeded():
+            log.info("status page API answers again: re-planning every group")
+            self._on_recover()
 
     async def _save(
         self,
@@ -124,8 +168,15 @@ class Executor:
         when the group should stop for this pass (after recording the failure)."""
         key = action.group_key
         try:
-            result = await self._execute(action, published)
+            with self._turn():
+                result = await self._execute(action, published)
         except ActionFailed as exc:
+            if isinstance(exc, ProviderUnavailable):
+                raise
+            if exc.unavailable or self.breaker.open:
+                # the provider's trouble, not this group's: the breaker paces the retries
+                log.warning("action failed", group=key, action=type(action).__name__, error=str(exc))
+                raise
             until = self.backoff.setdefault(key, Backoff()).fail(self._clock(), exc.retry_after)
             log.warning(
                 "action failed",
@@ -154,7 +205,7 @@ class Executor:
                 published, "rename", lambda: self._api.rename(action), lambda p: after_rename(p, action)
             )
         assert isinstance(action, ReadBack)
-        return await self.read_back(published)
+        return await self._read_back(published)
 
     async def _create(self, action: CreateIncident, published: PublishedGroup | None) -> PublishedGroup:
         ahead = before_create(published, action)
@@ -214,17 +265,23 @@ class Executor:
 
     async def show(self, incident_id: str) -> IncidentView:
         try:
-            return await self._api.show(incident_id)
+            with self._turn():
+                return await self._api.show(incident_id)
         except (OutcomeUnknown, IncidentGone) as exc:
             raise ActionFailed(str(exc)) from exc
 
     async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
         try:
-            return await self._api.open_incidents(status_page_id)
+            with self._turn():
+                return await self._api.open_incidents(status_page_id)
         except (OutcomeUnknown, IncidentGone) as exc:
             raise ActionFailed(str(exc)) from exc
 
     async def read_back(self, published: PublishedGroup) -> PublishedGroup:
+        with self._turn():
+            return await self._read_back(published)
+
+    async def _read_back(self, published: PublishedGroup) -> PublishedGroup:
         assert published.incident_id is not None
         try:
             page = await self._api.show(published.incident_id)
@@ -249,3 +306,44 @@ class Executor:
                     reason=after.taken_over_reason,
                 )
         return after
+
+
+class _Watched:
+    """The page API with every call's outcome reported to the executor's breaker."""
+
+    def __init__(self, api: PageAPI, executor: Executor) -> None:
+        self._api = api
+        self._executor = executor
+
+    async def _watch(self, call: Awaitable[T]) -> T:
+        try:
+            result = await call
+        except ActionFailed as exc:
+            if exc.unavailable:
+                self._executor._provider_failed(exc.retry_after)
+            else:  # a 4xx: the provider is up and answered
+                self._executor._provider_answered()
+            raise
+        except OutcomeUnknown:
+            self._executor._provider_failed(None)
+            raise
+        except IncidentGone:
+            self._executor._provider_answered()
+            raise
+        self._executor._provider_answered()
+        return result
+
+    async def create(self, action: CreateIncident) -> IncidentView:
+        return await self._watch(self._api.create(action))
+
+    async def update(self, action: UpdateIncident) -> None:
+        await self._watch(self._api.update(action))
+
+    async def rename(self, action: RenameIncident) -> None:
+        await self._watch(self._api.rename(action))
+
+    async def show(self, incident_id: str) -> IncidentView:
+        return await self._watch(self._api.show(incident_id))
+
+    async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
+        return await self._watch(self._api.open_incidents(status_page_id))

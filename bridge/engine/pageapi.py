@@ -50,9 +50,9 @@ async def _call(request: Awaitable[T]) -> T:
     except errors.OutcomeUnknown as exc:
         raise OutcomeUnknown(str(exc)) from exc
     except errors.RateLimited as exc:
-        raise ActionFailed(str(exc), retry_after=exc.retry_after) from exc
+        raise ActionFailed(str(exc), retry_after=exc.retry_after, unavailable=True) from exc
     except errors.IncidentIOError as exc:
-        raise ActionFailed(str(exc)) from exc
+        raise ActionFailed(str(exc), unavailable=isinstance(exc, errors.RetryableError)) from exc
 
 
 class ClientPageAPI:
@@ -104,6 +104,10 @@ class ClientPageAPI:
             async for incident in self._client.iter_incidents(status_page_id):
                 if str(incident.incident_status) != "resolved":
                     out.append(incident_view(incident))
+        except errors.OutcomeUnknown as exc:
+            raise OutcomeUnknown(str(exc)) from exc
         except errors.IncidentIOError as exc:
-            raise ActionFailed(str(exc)) from exc
+            retry_after = exc.retry_after if isinstance(exc, errors.RateLimited) else None
+            unavailable = isinstance(exc, errors.RetryableError)
+            raise ActionFailed(str(exc), retry_after=retry_after, unavailable=unavailable) from exc
         return out

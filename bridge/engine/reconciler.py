@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from bridge.domain import ActionRecord, Alert, ComponentStatus, Impact, PageDirectory, PublishedGroup
 from bridge.engine.desired import build_desired
-from bridge.engine.executor import ActionFailed, Executor
+from bridge.engine.executor import ActionFailed, Executor, ProviderUnavailable
 from bridge.engine.guard import GuardPolicy, GuardState
 from bridge.engine.guard import check as guard_check
 from bridge.engine.maintenance import (
@@ -143,11 +143,15 @@ class Reconciler:
         """Each page's open incidents, read once per process: adoption is for a store that was
         empty or lost at start-up; later incidents of ours are in the store, others are humans'."""
         self.last: PassReport | None = None
+        self.last_cost = 0.0
+        """Seconds the last pass spent reading the store and evaluating the rules."""
 
     async def reconcile_once(self) -> PassReport:
         now = self._clock()
+        started = time.perf_counter()
         alerts = await self._store.active_alerts(now=now, ttl=self._ttl)
         evaluation = self._evaluate(alerts)
+        self.last_cost = time.perf_counter() - started
         published = await self._store.load_groups()
         paused = bool(await self._store.get_control(PAUSED))
         released_raw = await self._store.get_control(GUARD_RELEASED)
@@ -330,17 +334,20 @@ class Reconciler:
         executor = self._executor
         page = action.status_page_id
         if page not in self._adoptable:
-            if page not in self._listing:
-                # Groups plan concurrently: the first one lists the page, the others wait for it.
-                async def listing() -> list[IncidentView]:
-                    try:
-                        return await executor.open_incidents(page)
-                    except ActionFailed as exc:
+            # Groups plan concurrently: the first one lists the page, the others wait for it.
+            listing = self._listing.get(page)
+            if listing is None:
+                listing = self._listing[page] = asyncio.ensure_future(executor.open_incidents(page))
+            try:
+                self._adoptable[page] = await listing
+            except ActionFailed as exc:
+                # Creating without having looked could duplicate an incident already on the page:
+                # no create this pass; the next pass lists again.
+                if self._listing.get(page) is listing:
+                    del self._listing[page]
+                    if not isinstance(exc, ProviderUnavailable):
                         log.warning("could not list open incidents for adoption", error=str(exc))
-                        return []
-
-                self._listing[page] = asyncio.ensure_future(listing())
-            self._adoptable[page] = await self._listing[page]
+                raise
         wanted = {c for c, s in action.components.items() if s is not ComponentStatus.OPERATIONAL}
         for view in self._adoptable[action.status_page_id]:
             shown = {c for c, s in view.components.items() if s is not ComponentStatus.OPERATIONAL}
@@ -376,7 +383,8 @@ class Reconciler:
                 try:
                     return await executor.read_back(group)
                 except ActionFailed as exc:
-                    log.warning("drift check failed", group=group.key, error=str(exc))
+                    if not isinstance(exc, ProviderUnavailable):
+                        log.warning("drift check failed", group=group.key, error=str(exc))
                     return group
 
         candidates = [
@@ -395,7 +403,6 @@ class Reconciler:
         while not stopping.is_set():
             changed.clear()
             wake_at: datetime | None = None
-            started = time.perf_counter()
             try:
                 report = await self.reconcile_once()
                 wake_at = report.wake_at
@@ -409,10 +416,10 @@ class Reconciler:
                     self._on_pass(None)
             # A pass reads every active alert: in a storm, let changes gather instead of re-reading
             # the store for each webhook (publications are coalesced anyway). The pause grows with
-            # the pass's own cost, so reconciling takes at most 1/(1 + PASS_DUTY_FACTOR) of the CPU
-            # and ingest keeps the rest, however many alerts are active.
-            spent = time.perf_counter() - started
-            pause = max(self.min_pass_interval.total_seconds(), PASS_DUTY_FACTOR * spent)
+            # the cost of reading and evaluating (not with the time spent waiting on the page API),
+            # so that work takes at most 1/(1 + PASS_DUTY_FACTOR) of the time however many alerts
+            # are active, and ingest keeps the rest.
+            pause = max(self.min_pass_interval.total_seconds(), PASS_DUTY_FACTOR * self.last_cost)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=min(pause, MAX_PASS_PAUSE))
             now = self._clock()
