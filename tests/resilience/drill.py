@@ -4,8 +4,8 @@
 The storm runs over the sandbox seed's five components, one incident group each. Its phases open
 every group (warnings), escalate some (criticals), then resolve some entirely and calm others; each
 distinct webhook is delivered twice (two Alertmanager replicas), late resolves of the series'
-earlier instances are mixed in. Every group has one episode, so "exactly one incident per group" is
-the duplicate check.
+earlier instances are mixed in. Every group has one episode, so "at most one incident per group"
+(exactly one for the groups still firing) is the duplicate check.
 """
 
 from __future__ import annotations
@@ -264,8 +264,12 @@ def page_problems(sandbox: SandboxServer, storm: Storm) -> list[str]:
         by_name.setdefault(inc.name, []).append(inc)
     for svc, sev in storm.final.items():
         found = by_name.get(f"Service {svc} degraded", [])
-        if len(found) != 1:
-            problems.append(f"{svc}: {len(found)} incidents, want exactly 1")
+        # A group that resolved before the bridge published it (a storm delivered in one go, a
+        # takeover) needs no incident at all; otherwise exactly one.
+        if len(found) > 1 or (not found and sev):
+            problems.append(f"{svc}: {len(found)} incidents, want {'exactly 1' if sev else 'at most 1'}")
+            continue
+        if not found:
             continue
         resolved = found[0].status == "resolved"
         if resolved != (sev == ""):
