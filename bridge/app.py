@@ -13,12 +13,13 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING, TypeGuard
 
 import aiohttp
-import asyncpg
 import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -42,10 +43,12 @@ from bridge.observability import configure_logging, get_logger, register_secret
 from bridge.rules import RulesError, RulesHolder
 from bridge.settings import Settings, SettingsError
 from bridge.store import Store, StoreError, open_store
-from bridge.store.postgres import PostgresStore
 from bridge.web import RUNTIME, Runtime, admin_routes
 from bridge.web_maintenance import WindowSource, maintenance_routes
 from bridge.web_widget import widget_ctx, widget_routes
+
+if TYPE_CHECKING:
+    from bridge.store.postgres import PostgresStore
 
 log = get_logger(__name__)
 
@@ -339,7 +342,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             release_after=s.guard_release_after,
         ),
     )
-    if isinstance(store, PostgresStore):
+    if _is_postgres(store):
         task = rt.reconcile_task = asyncio.create_task(_lead(rt, store, rt.reconciler))
     else:
         # One process on its own store: it is the leader for as long as it runs.
@@ -395,9 +398,17 @@ def _after_pass(rt: Runtime, report: PassReport | None) -> None:
         log.warning("blast-radius guard holds publications", groups=sorted(report.guard))
 
 
+def _is_postgres(store: Store) -> TypeGuard[PostgresStore]:
+    # The postgres backend (and asyncpg) is imported only when a postgresql:// store is opened.
+    module = sys.modules.get("bridge.store.postgres")
+    return module is not None and isinstance(store, module.PostgresStore)
+
+
 async def _lead(rt: Runtime, store: PostgresStore, reconciler: Reconciler) -> None:
     """Every replica ingests; the one holding the lease reconciles. Others retry every 2 s, so one
     takes over within seconds of the leader's death (its session, and so its lock, ends with it)."""
+    import asyncpg  # noqa: PLC0415 (see _is_postgres)
+
     lost = asyncio.Event()
 
     def on_lost() -> None:

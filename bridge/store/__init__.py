@@ -7,11 +7,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from bridge.store.base import Store, StoredAlert, StoreError, UpsertResult
-from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from bridge.store.postgres import PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    # asyncpg (~3 MB resident) loads only for a postgresql:// store, or when asked for by name.
+    if name == "PostgresStore":
+        from bridge.store.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PostgresStore", "SQLiteStore", "Store", "StoreError", "StoredAlert", "UpsertResult", "open_store"]
 
