@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ("script", "expected"),
     [
         ("ingest.py", ["ratio statusbridge (SQLite) / bare aiohttp", "peak RSS"]),
-        ("storm.py", ["429s received           0", "duplicate incidents     0"]),
+        ("storm.py", ["429s received           0", "duplicate incidents     0", "wrong final state: 0"]),
+        ("latency.py", ["statusbridge (SQLite)", "convergence, group published just before"]),
     ],
 )
 def test_benchmark_runs_short(script: str, expected: list[str]) -> None:
