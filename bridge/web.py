@@ -117,11 +117,12 @@ OPENAPI: dict[str, Any] = {
                 "required": ["name", "status_page", "components", "start_at", "end_at"],
                 "additionalProperties": False,
                 "properties": {
-                    "name": {"type": "string", "maxLength": 200},
-                    "status_page": {"type": "string", "description": "name or ID"},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "status_page": {"type": "string", "minLength": 1, "description": "name or ID"},
                     "components": {
                         "type": "array",
-                        "items": {"type": "string"},
+                        "minItems": 1,
+                        "items": {"type": "string", "minLength": 1},
                         "description": "names (Group/Name) or IDs",
                     },
                     "start_at": {"type": "string", "format": "date-time"},
@@ -374,6 +375,22 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+def _complete(doc: dict[str, Any]) -> None:
+    """Said once for every admin operation: each may answer 401, and one with a body 400 (not
+    JSON) and 422 (invalid, naming the field)."""
+    for item in doc["paths"].values():
+        for method, op in item.items():
+            if method == "parameters" or op.get("security") == []:
+                continue
+            op["responses"].setdefault("401", _err("missing or wrong admin token"))
+            if "requestBody" in op:
+                op["responses"].setdefault("400", _err("not JSON"))
+                op["responses"].setdefault("422", _err("invalid (names the field)"))
+
+
+_complete(OPENAPI)
 
 
 def _error(status: int, message: str) -> web.Response:
