@@ -1,9 +1,9 @@
 """Ingest benchmark: alerts/s accepted (2xx, durably stored) by ``statusbridge serve`` vs (a) a bare
 aiohttp app answering 200 and (b) a real Alertmanager receiving the same alerts on its API v2 —
-same load generator, same run. Also on PostgreSQL. Also reports peak RSS with the alerts held
-(the memory benchmark) against Alertmanager holding the same alerts.
+same load generator, same run. Also on PostgreSQL. Then the memory benchmark: peak RSS of fresh
+processes holding ``--memory-alerts`` (10,000) alerts, statusbridge against Alertmanager.
 
-    python bench/ingest.py [--short] [--alerts 20000] [--batch 100] [--postgres URL]
+    python bench/ingest.py [--short] [--alerts 30000] [--memory-alerts 10000] [--batch 100] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -96,6 +96,50 @@ async def until_metric(url: str, name: str, value: float, timeout: float = 60) -
             await asyncio.sleep(0.1)
 
 
+async def serve_run(
+    tmp: Path, label: str, url: str, hooks: list[bytes], alerts: int, concurrency: int
+) -> tuple[float, float, float]:
+    """``statusbridge serve`` on ``url`` takes ``hooks``: (alerts/s, idle RSS, peak RSS)."""
+    port = free_port()
+    env = env_without_statusbridge(
+        STATUSBRIDGE_WEBHOOK_AUTH="none",
+        STATUSBRIDGE_STORE_URL=url,
+        STATUSBRIDGE_PORT=str(port),
+        STATUSBRIDGE_LOG_LEVEL="warning",
+    )
+    serve = Process(statusbridge_argv("serve"), tmp / f"serve-{label}-{uuid.uuid4().hex[:6]}.log", env=env)
+    serve.start()
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc=serve.proc)
+        assert serve.proc is not None
+        idle = rss_mb(serve.proc.pid)
+        secs, _latencies, fails = await load(
+            f"http://127.0.0.1:{port}/webhooks/alertmanager", hooks, concurrency=concurrency
+        )
+        assert fails == 0, (fails, serve.log()[-2000:])
+        # Peak RSS counts once a reconcile pass has read (and evaluated) every stored alert.
+        await until_metric(f"http://127.0.0.1:{port}/metrics", "statusbridge_alerts_active", alerts)
+        return alerts / secs, idle, peak_rss_mb(serve.proc.pid)
+    finally:
+        serve.stop()
+
+
+async def am_run(tmp: Path, api: list[bytes], alerts: int, concurrency: int) -> tuple[float, float, float]:
+    """A real Alertmanager takes the same alerts on its API v2: (alerts/s, idle RSS, peak RSS)."""
+    work = tmp / f"am-{uuid.uuid4().hex[:6]}"
+    work.mkdir()
+    am = Alertmanager(work, f"http://127.0.0.1:{free_port()}/nowhere")
+    await am.start()
+    try:
+        assert am.process.proc is not None
+        idle = rss_mb(am.process.proc.pid)
+        secs, _, fails = await load(f"{am.url}/api/v2/alerts", api, concurrency=concurrency)
+        assert fails == 0
+        return alerts / secs, idle, peak_rss_mb(am.process.proc.pid)
+    finally:
+        am.stop()
+
+
 async def run(args: argparse.Namespace) -> int:
     hooks, api = webhook_bodies(args.alerts, args.batch)
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
@@ -106,47 +150,19 @@ async def run(args: argparse.Namespace) -> int:
     bare.start()
     await wait_port(bare_port)
     secs, _, fails = await load(f"http://127.0.0.1:{bare_port}/hook", hooks, concurrency=args.concurrency)
+    assert fails == 0
     results["bare aiohttp"] = args.alerts / secs
     bare.stop()
 
     stores = [("SQLite", f"sqlite:///{tmp / 'bench.db'}")]
     if args.postgres:
         stores.append(("PostgreSQL", f"{args.postgres}?schema=bench_{uuid.uuid4().hex[:8]}"))
-    rss: dict[str, float] = {}
     for label, url in stores:
-        port = free_port()
-        env = env_without_statusbridge(
-            STATUSBRIDGE_WEBHOOK_AUTH="none",
-            STATUSBRIDGE_STORE_URL=url,
-            STATUSBRIDGE_PORT=str(port),
-            STATUSBRIDGE_LOG_LEVEL="warning",
+        results[f"statusbridge ({label})"], _, _ = await serve_run(
+            tmp, label, url, hooks, args.alerts, args.concurrency
         )
-        serve = Process(statusbridge_argv("serve"), tmp / f"serve-{label}.log", env=env)
-        serve.start()
-        await wait_http(f"http://127.0.0.1:{port}/healthz", proc=serve.proc)
-        assert serve.proc is not None
-        rss[f"statusbridge ({label}) (idle)"] = rss_mb(serve.proc.pid)
-        secs, _latencies, fails = await load(
-            f"http://127.0.0.1:{port}/webhooks/alertmanager", hooks, concurrency=args.concurrency
-        )
-        assert fails == 0, (fails, serve.log()[-2000:])
-        results[f"statusbridge ({label})"] = args.alerts / secs
-        # Peak RSS counts once a reconcile pass has read (and evaluated) every stored alert.
-        await until_metric(f"http://127.0.0.1:{port}/metrics", "statusbridge_alerts_active", args.alerts)
-        assert serve.proc is not None
-        rss[f"statusbridge ({label})"] = peak_rss_mb(serve.proc.pid)
-        serve.stop()
-
     if ALERTMANAGER_BIN:
-        am = Alertmanager(tmp, f"http://127.0.0.1:{free_port()}/nowhere")
-        await am.start()
-        assert am.process.proc is not None
-        idle = rss_mb(am.process.proc.pid)
-        secs, _, fails = await load(f"{am.url}/api/v2/alerts", api, concurrency=args.concurrency)
-        results["Alertmanager API v2"] = args.alerts / secs
-        rss["Alertmanager"] = peak_rss_mb(am.process.proc.pid)
-        rss["Alertmanager (idle)"] = idle
-        am.stop()
+        results["Alertmanager API v2"], _, _ = await am_run(tmp, api, args.alerts, args.concurrency)
 
     print(f"ingest: {args.alerts} alerts in webhooks of {args.batch}, {args.concurrency} clients")
     for name, rate in results.items():
@@ -158,18 +174,21 @@ async def run(args: argparse.Namespace) -> int:
             if "Alertmanager API v2" in results:
                 line += f"; / Alertmanager = {rate / results['Alertmanager API v2']:.2f} (target >= 0.5)"
             print(line)
-    print("memory (peak RSS, MB) holding the alerts:")
-    for name, mb in rss.items():
-        print(f"  {name:28s} {mb:8.1f}")
-    if "Alertmanager" in rss and "statusbridge (SQLite)" in rss:
+
+    # Memory: fresh processes, each holding the same ``--memory-alerts`` alerts.
+    hooks, api = webhook_bodies(args.memory_alerts, args.batch)
+    _, idle, peak = await serve_run(
+        tmp, "memory", f"sqlite:///{tmp / 'memory.db'}", hooks, args.memory_alerts, args.concurrency
+    )
+    print(f"memory: peak RSS holding {args.memory_alerts} alerts (idle in brackets), MB")
+    print(f"  statusbridge (SQLite)        {peak:8.1f} ({idle:.1f})")
+    if ALERTMANAGER_BIN:
+        _, am_idle, am_peak = await am_run(tmp, api, args.memory_alerts, args.concurrency)
+        print(f"  Alertmanager                 {am_peak:8.1f} ({am_idle:.1f})")
+        print(f"  ratio statusbridge / Alertmanager = {peak / am_peak:.2f} (target <= 1.0)")
         print(
-            f"  ratio statusbridge (SQLite) / Alertmanager = {rss['statusbridge (SQLite)'] / rss['Alertmanager']:.2f} (target <= 1.0)"
-        )
-        ours = rss["statusbridge (SQLite)"] - rss["statusbridge (SQLite) (idle)"]
-        theirs = rss["Alertmanager"] - rss["Alertmanager (idle)"]
-        print(
-            f"  what the alerts cost (peak - idle): statusbridge {ours:.1f} MB, Alertmanager {theirs:.1f} MB, "
-            f"ratio {ours / theirs:.2f}"
+            f"  what the alerts cost (peak - idle): statusbridge {peak - idle:.1f} MB, "
+            f"Alertmanager {am_peak - am_idle:.1f} MB, ratio {(peak - idle) / (am_peak - am_idle):.2f}"
         )
     return 0
 
@@ -177,13 +196,14 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--short", action="store_true", help="a tiny run that proves the script works")
-    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--alerts", type=int, default=30_000, help="alerts for the ingest rates")
+    parser.add_argument("--memory-alerts", type=int, default=10_000, help="alerts held for the memory figure")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--postgres", default=None, help="also measure on this PostgreSQL URL")
     args = parser.parse_args()
     if args.short:
-        args.alerts, args.batch, args.concurrency = 400, 100, 4
+        args.alerts, args.memory_alerts, args.batch, args.concurrency = 400, 400, 100, 4
     return asyncio.run(run(args))
 
 
