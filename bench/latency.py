@@ -24,8 +24,8 @@ from pathlib import Path
 
 import aiohttp
 import yaml
-from common import Process, env_without_statusbridge, free_port, pct, statusbridge_argv, wait_http, wait_port
-from storm import PAGE, rules, seed
+from common import Process, free_port, pct, wait_http, wait_port
+from storm import PAGE, rules, seed, start_pair
 
 from bridge.ingest.payloads import fingerprint
 
@@ -119,27 +119,7 @@ async def run(args: argparse.Namespace) -> int:
     base, base_fail = await steady(f"http://127.0.0.1:{bare_port}/hook", args.rate, args.seconds, start)
     bare.stop()
 
-    sb_port, port = free_port(), free_port()
-    sandbox = Process(
-        statusbridge_argv("sandbox", "--port", str(sb_port), "--seed", str(tmp / "seed.yaml")),
-        tmp / "sandbox.log",
-    )
-    sandbox.start()
-    sb = f"http://127.0.0.1:{sb_port}"
-    await wait_http(sb + "/", proc=sandbox.proc)
-    env = env_without_statusbridge(
-        STATUSBRIDGE_PORT=str(port),
-        STATUSBRIDGE_WEBHOOK_AUTH="none",
-        STATUSBRIDGE_STORE_URL=f"sqlite:///{tmp / 'latency.db'}",
-        STATUSBRIDGE_RULES_PATH=str(tmp / "rules.yaml"),
-        STATUSBRIDGE_INCIDENTIO_API_KEY="storm-writer",
-        STATUSBRIDGE_INCIDENTIO_BASE_URL=sb,
-        STATUSBRIDGE_MAX_NEW_INCIDENTS=str(GROUPS),
-        STATUSBRIDGE_COALESCE_WINDOW=f"{args.coalesce}s",
-        STATUSBRIDGE_LOG_LEVEL="warning",
-    )
-    bridge = Process(statusbridge_argv("serve"), tmp / "serve.log", env=env)
-    bridge.start()
+    sandbox, sb, bridge, port = await start_pair(tmp, "latency", groups=GROUPS, coalesce=args.coalesce)
     url = f"http://127.0.0.1:{port}/webhooks/alertmanager"
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", proc=bridge.proc)

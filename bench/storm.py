@@ -167,12 +167,11 @@ def expected(final: dict[int, str], per_group: int) -> dict[str, str]:
     return want
 
 
-async def run(args: argparse.Namespace) -> int:
-    rng = random.Random(42)
-    tmp = Path(tempfile.mkdtemp(prefix="sb-storm-"))
-    per_group = args.components // args.groups
-    (tmp / "seed.yaml").write_text(yaml.safe_dump(seed(args.components)))
-    (tmp / "rules.yaml").write_text(yaml.safe_dump(rules(args.groups, per_group)))
+async def start_pair(
+    tmp: Path, name: str, *, groups: int, coalesce: float
+) -> tuple[Process, str, Process, int]:
+    """The sandbox (``tmp/seed.yaml``) and ``serve`` publishing to it with ``tmp/rules.yaml`` on a
+    fresh SQLite file: (sandbox, its URL, bridge, its port); the bridge is not yet ready."""
     sb_port, port = free_port(), free_port()
     sandbox = Process(
         statusbridge_argv("sandbox", "--port", str(sb_port), "--seed", str(tmp / "seed.yaml")),
@@ -184,16 +183,26 @@ async def run(args: argparse.Namespace) -> int:
     env = env_without_statusbridge(
         STATUSBRIDGE_PORT=str(port),
         STATUSBRIDGE_WEBHOOK_AUTH="none",
-        STATUSBRIDGE_STORE_URL=f"sqlite:///{tmp / 'storm.db'}",
+        STATUSBRIDGE_STORE_URL=f"sqlite:///{tmp / f'{name}.db'}",
         STATUSBRIDGE_RULES_PATH=str(tmp / "rules.yaml"),
         STATUSBRIDGE_INCIDENTIO_API_KEY="storm-writer",
         STATUSBRIDGE_INCIDENTIO_BASE_URL=sb,
-        STATUSBRIDGE_MAX_NEW_INCIDENTS=str(args.groups),
-        STATUSBRIDGE_COALESCE_WINDOW=f"{args.coalesce}s",
+        STATUSBRIDGE_MAX_NEW_INCIDENTS=str(groups),
+        STATUSBRIDGE_COALESCE_WINDOW=f"{coalesce}s",
         STATUSBRIDGE_LOG_LEVEL="warning",
     )
     bridge = Process(statusbridge_argv("serve"), tmp / "serve.log", env=env)
     bridge.start()
+    return sandbox, sb, bridge, port
+
+
+async def run(args: argparse.Namespace) -> int:
+    rng = random.Random(42)
+    tmp = Path(tempfile.mkdtemp(prefix="sb-storm-"))
+    per_group = args.components // args.groups
+    (tmp / "seed.yaml").write_text(yaml.safe_dump(seed(args.components)))
+    (tmp / "rules.yaml").write_text(yaml.safe_dump(rules(args.groups, per_group)))
+    sandbox, sb, bridge, port = await start_pair(tmp, "storm", groups=args.groups, coalesce=args.coalesce)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", proc=bridge.proc)
         phases, final, changes = storm(args.alerts, args.groups, args.batch, args.replicas, rng)
