@@ -328,6 +328,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     rt.reconciler = Reconciler(
         store=store,
         evaluate=rt.evaluate,
+        relevant=rt.relevant,
         executor=executor,
         clock=rt.clock,
         policy=Policy(coalesce_window=s.coalesce_window),

@@ -61,6 +61,10 @@ class Runtime:
             raise RuntimeError("store not open")
         return self.store
 
+    def relevant(self, alert: Alert) -> bool:
+        """Does any rule look at this alert? A pass keeps only these in memory."""
+        return self.rules is not None and any(rule.matches(alert) for rule in self.rules.current.rules)
+
     def evaluate(self, alerts: Sequence[Alert]) -> EvaluationLike:
         if self.rules is None:
             return NO_RULES

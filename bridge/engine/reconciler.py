@@ -66,7 +66,9 @@ class MaintenanceSource(Protocol):
 
 
 class ReconcileStore(Protocol):
-    async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
+    async def scan_active(
+        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+    ) -> tuple[int, list[Alert]]: ...
     async def load_groups(self) -> dict[str, PublishedGroup]: ...
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
     async def get_control(self, key: str) -> Any: ...
@@ -119,10 +121,13 @@ class Reconciler:
         maintenance: MaintenanceSource | None = None,
         publisher: MaintenancePublisher | None = None,
         min_pass_interval: timedelta = timedelta(milliseconds=250),
+        relevant: Callable[[Alert], bool] | None = None,
     ) -> None:
-        """``executor=None`` is shadow mode: plan and explain, never write."""
+        """``executor=None`` is shadow mode: plan and explain, never write. ``relevant`` says which
+        active alerts a pass needs (those some rule matches); the others are counted, not kept."""
         self._store = store
         self._evaluate = evaluate
+        self._relevant = relevant
         self._executor = executor
         self._clock = clock
         self.policy = policy or Policy()
@@ -149,7 +154,7 @@ class Reconciler:
     async def reconcile_once(self) -> PassReport:
         now = self._clock()
         started = time.perf_counter()
-        alerts = await self._store.active_alerts(now=now, ttl=self._ttl)
+        active, alerts = await self._store.scan_active(now=now, ttl=self._ttl, keep=self._relevant)
         evaluation = self._evaluate(alerts)
         self.last_cost = time.perf_counter() - started
         published = await self._store.load_groups()
@@ -188,7 +193,7 @@ class Reconciler:
             or (p.create_attempted and p.incident_status is None)
         }
         plans = {k: plan(desired.get(k), published.get(k), now, self.policy) for k in sorted(keys)}
-        report = PassReport(at=now, alerts=len(alerts), paused=paused, maintenances=maintenance_report)
+        report = PassReport(at=now, alerts=active, paused=paused, maintenances=maintenance_report)
         report.wake_at = wake_maintenance
         report.guard = guard_check(
             plans, published, now, self.guard_policy, self._guard, released_at=released_at

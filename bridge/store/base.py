@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -52,6 +53,13 @@ class UpsertResult:
 class Store(Protocol):
     async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult: ...
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
+    async def scan_active(
+        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+    ) -> tuple[int, list[Alert]]:
+        """How many alerts are active, and those of them ``keep`` wants (all without it). Rows are
+        decoded a chunk at a time, so alerts no rule looks at never pile up in memory."""
+        ...
+
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]: ...
     async def prune_alerts(self, *, resolved_before: datetime) -> int: ...
     async def load_groups(self) -> dict[str, PublishedGroup]: ...
@@ -87,6 +95,9 @@ def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
+SCAN_CHUNK = 500
+"""Rows decoded at a time by :meth:`Store.scan_active`."""
+
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 """One encoder for every row: ``json.dumps`` with options builds a new encoder per call."""
 
@@ -105,13 +116,19 @@ def alert_row(alert: Alert) -> tuple[Any, ...]:
     )
 
 
+def _decode_map(text: str) -> dict[str, str]:
+    # Label and annotation names are few and repeat in every alert: one copy of each (interned)
+    # instead of one per alert. Values are left alone (instances, summaries: unbounded).
+    return {sys.intern(k): v for k, v in json.loads(text).items()}
+
+
 def alert_from_row(row: Sequence[Any]) -> Alert:
     source, fingerprint, starts_at, status, ends_at, labels, annotations, url, received = row[:9]
     return Alert(
         source=Source(source),
         fingerprint=fingerprint,
-        labels=json.loads(labels),
-        annotations=json.loads(annotations),
+        labels=_decode_map(labels),
+        annotations=_decode_map(annotations),
         status=AlertStatus(status),
         starts_at=parse_ts(starts_at),
         ends_at=parse_ts(ends_at) if ends_at else None,

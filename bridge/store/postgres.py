@@ -20,6 +20,7 @@ import asyncpg
 
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
+    SCAN_CHUNK,
     StoredAlert,
     StoreError,
     UpsertResult,
@@ -175,14 +176,27 @@ class PostgresStore:
         return UpsertResult(received=len(alerts), changed=changed)
 
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
-        rows = await self._pool.fetch(
-            f"""SELECT {ALERT_COLUMNS} FROM alerts AS a
-                WHERE a.status = 'firing' AND a.last_received_at >= $1
-                  AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
-                                     WHERE b.source = a.source AND b.fingerprint = a.fingerprint)""",  # noqa: S608
-            ts(now - ttl),
-        )
-        return [alert_from_row(tuple(r)) for r in rows]
+        return (await self.scan_active(now=now, ttl=ttl))[1]
+
+    async def scan_active(
+        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+    ) -> tuple[int, list[Alert]]:
+        count, kept = 0, []
+        async with self._pool.acquire() as conn, conn.transaction():
+            cursor = conn.cursor(
+                f"""SELECT {ALERT_COLUMNS} FROM alerts AS a
+                    WHERE a.status = 'firing' AND a.last_received_at >= $1
+                      AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
+                                         WHERE b.source = a.source AND b.fingerprint = a.fingerprint)""",  # noqa: S608
+                ts(now - ttl),
+                prefetch=SCAN_CHUNK,
+            )
+            async for record in cursor:
+                count += 1
+                alert = alert_from_row(tuple(record))
+                if keep is None or keep(alert):
+                    kept.append(alert)
+        return count, kept
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
         where = "" if include_resolved else "WHERE status = 'firing'"

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -30,6 +30,7 @@ import aiosqlite
 
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
+    SCAN_CHUNK,
     StoredAlert,
     StoreError,
     UpsertResult,
@@ -59,6 +60,14 @@ ON CONFLICT (source, fingerprint, starts_at) DO UPDATE SET
     last_received_at = excluded.last_received_at,
     receive_count = alerts.receive_count + 1
 """  # noqa: S608 (a constant column list, no input)
+
+
+ACTIVE_SQL = f"""
+    SELECT {ALERT_COLUMNS} FROM alerts AS a
+    WHERE a.status = 'firing' AND a.last_received_at >= ?
+      AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
+                         WHERE b.source = a.source AND b.fingerprint = a.fingerprint)
+"""  # noqa: S608 (a constant column list)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -279,14 +288,21 @@ class SQLiteStore:
         return out
 
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
+        return (await self.scan_active(now=now, ttl=ttl))[1]
+
+    async def scan_active(
+        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+    ) -> tuple[int, list[Alert]]:
         cutoff = ts(now - ttl)
-        sql = f"""
-            SELECT {ALERT_COLUMNS} FROM alerts AS a
-            WHERE a.status = 'firing' AND a.last_received_at >= ?
-              AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
-                                 WHERE b.source = a.source AND b.fingerprint = a.fingerprint)
-        """  # noqa: S608 (constant column list)
-        return [alert_from_row(row) for row in await self._read(sql, (cutoff,))]
+        count, kept = 0, []
+        try:
+            async with self._reader.execute(ACTIVE_SQL, (cutoff,)) as cur:
+                while rows := list(await cur.fetchmany(SCAN_CHUNK)):
+                    count += len(rows)
+                    kept += [a for a in map(alert_from_row, rows) if keep is None or keep(a)]
+        except sqlite3.Error as exc:
+            raise StoreError(f"store: {self.path}: {exc}") from exc
+        return count, kept
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
         where = "" if include_resolved else "WHERE status = 'firing'"

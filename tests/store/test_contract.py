@@ -224,3 +224,16 @@ async def test_bad_urls_are_clear(tmp_path: Path) -> None:
         await open_store("mysql://x")
     with pytest.raises(StoreError, match="does not exist"):
         await open_store(f"sqlite:///{tmp_path}/missing/dir/x.db")
+
+
+async def test_scan_active_counts_every_alert_and_keeps_what_is_asked(store: Store) -> None:
+    """The pass's read: chunked past SCAN_CHUNK, a count of all active alerts, only the kept ones."""
+    await store.upsert_alerts([alert(f"f{i:04d}") for i in range(1203)])
+    await store.upsert_alerts([alert("gone", AlertStatus.RESOLVED)])
+    count, kept = await store.scan_active(
+        now=T0, ttl=timedelta(hours=8), keep=lambda a: int(a.fingerprint[1:]) % 7 == 0
+    )
+    assert count == 1203
+    assert sorted(a.fingerprint for a in kept) == [f"f{i:04d}" for i in range(0, 1203, 7)]
+    everything = await store.scan_active(now=T0, ttl=timedelta(hours=8))
+    assert everything[0] == len(everything[1]) == 1203
