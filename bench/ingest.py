@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import yaml
 from common import (
     ALERTMANAGER_BIN,
     Alertmanager,
@@ -97,7 +98,7 @@ async def until_metric(url: str, name: str, value: float, timeout: float = 60) -
 
 
 async def serve_run(
-    tmp: Path, label: str, url: str, hooks: list[bytes], alerts: int, concurrency: int
+    tmp: Path, label: str, url: str, hooks: list[bytes], alerts: int, concurrency: int, **extra: str
 ) -> tuple[float, float, float]:
     """``statusbridge serve`` on ``url`` takes ``hooks``: (alerts/s, idle RSS, peak RSS)."""
     port = free_port()
@@ -106,6 +107,7 @@ async def serve_run(
         STATUSBRIDGE_STORE_URL=url,
         STATUSBRIDGE_PORT=str(port),
         STATUSBRIDGE_LOG_LEVEL="warning",
+        **extra,
     )
     serve = Process(statusbridge_argv("serve"), tmp / f"serve-{label}-{uuid.uuid4().hex[:6]}.log", env=env)
     serve.start()
@@ -175,21 +177,43 @@ async def run(args: argparse.Namespace) -> int:
                 line += f"; / Alertmanager = {rate / results['Alertmanager API v2']:.2f} (target >= 0.5)"
             print(line)
 
-    # Memory: fresh processes, each holding the same ``--memory-alerts`` alerts.
+    # Memory: fresh processes, each holding the same ``--memory-alerts`` alerts. The daemon runs
+    # twice: with rules that match every alert (each is kept, evaluated and planned in every pass:
+    # the worst case) and with rules that match none (alerts only stored and counted).
     hooks, api = webhook_bodies(args.memory_alerts, args.batch)
-    _, idle, peak = await serve_run(
-        tmp, "memory", f"sqlite:///{tmp / 'memory.db'}", hooks, args.memory_alerts, args.concurrency
+    rules = {
+        "status_page": "Bench",
+        "rules": [
+            {"name": f"svc-{g}", "matchers": [f'service = "svc-{g}"'], "components": [f"Component {g}"]}
+            for g in range(20)
+        ],
+    }
+    (tmp / "all.yaml").write_text(yaml.safe_dump(rules))
+    (tmp / "none.yaml").write_text(
+        yaml.safe_dump({**rules, "rules": [{**rules["rules"][0], "matchers": ['service = "none"']}]})
     )
-    print(f"memory: peak RSS holding {args.memory_alerts} alerts (idle in brackets), MB")
-    print(f"  statusbridge (SQLite)        {peak:8.1f} ({idle:.1f})")
     if ALERTMANAGER_BIN:
         _, am_idle, am_peak = await am_run(tmp, api, args.memory_alerts, args.concurrency)
-        print(f"  Alertmanager                 {am_peak:8.1f} ({am_idle:.1f})")
-        print(f"  ratio statusbridge / Alertmanager = {peak / am_peak:.2f} (target <= 1.0)")
-        print(
-            f"  what the alerts cost (peak - idle): statusbridge {peak - idle:.1f} MB, "
-            f"Alertmanager {am_peak - am_idle:.1f} MB, ratio {(peak - idle) / (am_peak - am_idle):.2f}"
+    print(f"memory: peak RSS holding {args.memory_alerts} alerts (idle in brackets), MB")
+    for which in ("all", "none"):
+        _, idle, peak = await serve_run(
+            tmp,
+            f"memory-{which}",
+            f"sqlite:///{tmp / f'memory-{which}.db'}",
+            hooks,
+            args.memory_alerts,
+            args.concurrency,
+            STATUSBRIDGE_RULES_PATH=str(tmp / f"{which}.yaml"),
         )
+        print(f"  statusbridge, rules match {which:4s} {peak:8.1f} ({idle:.1f})")
+        if ALERTMANAGER_BIN:
+            print(
+                f"    ratio to Alertmanager {peak / am_peak:.2f} (target <= 1.0); what the alerts cost "
+                f"(peak - idle): {peak - idle:.1f} MB vs {am_peak - am_idle:.1f} MB, "
+                f"ratio {(peak - idle) / (am_peak - am_idle):.2f}"
+            )
+    if ALERTMANAGER_BIN:
+        print(f"  Alertmanager                 {am_peak:8.1f} ({am_idle:.1f})")
     return 0
 
 

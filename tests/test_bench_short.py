@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("ingest.py", ["ratio statusbridge (SQLite) / bare aiohttp", "peak RSS", "what the alerts cost"]),
+        ("ingest.py", ["ratio statusbridge (SQLite) / bare aiohttp", "rules match all", "rules match none"]),
         ("storm.py", ["429s received           0", "duplicate incidents     0", "wrong final state: 0"]),
         ("latency.py", ["statusbridge (SQLite)", "convergence, group published just before"]),
     ],
