@@ -378,3 +378,28 @@ async def test_provider_outage_one_probe_at_a_time_then_everything_at_once(
         await reconcile(server)
     names = sorted(i.name for i in page_incidents(sandbox))
     assert names == sorted(f"{s} is down" for s in ["api", *services]), "each group exactly once"
+
+
+async def test_a_read_back_is_followed_by_a_pass_at_once_but_not_while_paused(
+    bridge: Bridge, sandbox: SandboxServer
+) -> None:
+    server = await bridge()
+    await fire(server, "api")
+    await reconcile(server)
+    async with aiohttp.ClientSession() as s:
+        spec = {"path_prefix": "/v2/status_page_incident_updates", "count": 1, "status": 503}
+        await s.post(sandbox.url + "/_sandbox/faults", json=spec)
+    await fire(server, "api", status="resolved")
+    await reconcile(server)  # the update's outcome is unknown: the next plan is a read-back
+    server.clock.advance(60)
+    status, _ = await admin(server, "POST", "/api/v1/pause")
+    assert status == 200
+    held = await reconcile(server)
+    assert held.wake_at is None or held.wake_at > server.clock.now, "no busy loop while paused"
+    status, _ = await admin(server, "POST", "/api/v1/resume")
+    report = await reconcile(server)
+    (group,) = report.groups.values()
+    assert [type(a).__name__ for a in group.plan.actions] == ["ReadBack"]
+    assert report.wake_at == server.clock.now, "the group is planned again right after its read-back"
+    await reconcile(server)
+    assert page_incidents(sandbox)[0].status == "monitoring"

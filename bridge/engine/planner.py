@@ -85,8 +85,7 @@ def plan(
             )
         )
     if published is not None and published.outcome_unknown and published.incident_id:
-        # Once read back, the group is planned again at once: the read is never the last step.
-        return Plan(actions=(ReadBack(published.key, published.incident_id),), wake_at=now)
+        return Plan(actions=(ReadBack(published.key, published.incident_id),))
     if published is None or not published.open:
         return _plan_closed(desired, published, now, policy)
     return _plan_open(desired, published, now, policy)

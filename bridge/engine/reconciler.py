@@ -32,7 +32,7 @@ from bridge.engine.maintenance import (
     load_published,
     plan_maintenances,
 )
-from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy
+from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy, ReadBack
 from bridge.engine.planner import after_create, after_takeover, plan, with_pending
 from bridge.engine.readback import IncidentView
 from bridge.maintenance import AnyWindow, next_wakeups, under_maintenance
@@ -269,6 +269,9 @@ class Reconciler:
                     current = await self._executor.execute(action, current)
                     if isinstance(action, CreateIncident):
                         self._guard.record_create(now)
+                    elif isinstance(action, ReadBack):
+                        # The read is never the last step: plan the group again right away.
+                        report.plan = replace(result, wake_at=now)
             except ActionFailed as exc:
                 report.error = str(exc)
             except Exception as exc:
