@@ -384,6 +384,11 @@ def _after_pass(rt: Runtime, report: PassReport | None) -> None:
         del rt.warnings["heartbeat"]
         log.info("heartbeat back")
     rt.metrics.blind.set(1 if report.blind else 0)
+    rt.metrics.provider_down.set(1 if report.provider_down else 0)
+    if report.provider_down:
+        rt.warnings["status_page_api"] = "unavailable: publications wait, one probe at a time"
+    else:
+        rt.warnings.pop("status_page_api", None)
     if report.wake_at is not None and rt.scheduler is not None and rt.scheduler.running:
         # APScheduler is the clock: it wakes the reconciler at the next instant a hold ends or a
         # maintenance window is announced, starts or ends; what to do then is the planner's.

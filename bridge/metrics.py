@@ -93,6 +93,11 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.provider_down = Gauge(
+            "statusbridge_status_page_api_down",
+            "1 while the status page API is unavailable (writes paused, one probe at a time)",
+            registry=r,
+        )
         self.leader = Gauge(
             "statusbridge_leader", "1 while this replica holds the reconcile lease", registry=r
         )

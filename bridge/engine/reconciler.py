@@ -92,6 +92,8 @@ class PassReport:
     alerts: int = 0
     actions: int = 0
     errors: int = 0
+    provider_down: bool = False
+    """The status page API is unavailable (the executor's breaker is open) as the pass ends."""
     wake_at: datetime | None = None
     paused: bool = False
     blind: list[str] = field(default_factory=list)
@@ -219,6 +221,7 @@ class Reconciler:
                 wake = blocked if wake is None else min(wake, blocked)
             if wake is not None and (report.wake_at is None or wake < report.wake_at):
                 report.wake_at = wake
+        report.provider_down = self._executor is not None and self._executor.breaker.open
         self.last = report
         return report
 

@@ -31,6 +31,23 @@ async def _fault(sandbox: SandboxServer, **spec: object) -> None:
             assert r.status == 200, await r.text()
 
 
+async def until_down(daemon: Daemon, *, down: bool) -> None:
+    """Until /metrics and /readyz say the status page API is (or is no longer) unavailable."""
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as s:
+        while True:
+            async with s.get(daemon.url + "/metrics") as r:
+                metric = f"statusbridge_status_page_api_down {1.0 if down else 0.0}" in await r.text()
+            async with s.get(daemon.url + "/readyz") as r:
+                warned = "status_page_api" in (await r.json())["warnings"]
+            if metric and warned == down:
+                return
+            assert time.monotonic() < deadline, (
+                f"the daemon does not report the API {'down' if down else 'up'}"
+            )
+            await asyncio.sleep(0.1)
+
+
 async def test_outage_then_429_bursts_loses_nothing_and_converges_fast(
     tmp_path: Path, sandbox: SandboxServer, scale: Scale
 ) -> None:
@@ -49,6 +66,7 @@ async def test_outage_then_429_bursts_loses_nothing_and_converges_fast(
         outage_began = time.monotonic()
         for phase in rest:  # escalations, calming and resolves all arrive during the outage
             await sender.deliver(phase)
+        await until_down(daemon, down=True)  # operators see it: a metric and a readiness warning
         await asyncio.sleep(max(0.0, scale.outage_seconds - (time.monotonic() - outage_began)))
         refused = sum(1 for r in sb.requests if r["status"] == 503)
         async with aiohttp.ClientSession() as s:
@@ -61,6 +79,7 @@ async def test_outage_then_429_bursts_loses_nothing_and_converges_fast(
         took = await converge(  # measured from the provider's recovery: the last fault served
             sandbox, storm, timeout=30, logs=daemon.log
         )
+        await until_down(daemon, down=False)
         assert refused > 0, "the bridge did not even try during the outage"
         assert sum(1 for r in sb.requests if r["status"] == 429) == 6
         assert all(n == 1 for n in count_incidents(sandbox).values()), count_incidents(sandbox)
