@@ -95,6 +95,23 @@ def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
+ALERT_COLUMNS = (
+    "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at"
+)
+"""The columns :func:`alert_row` fills and :func:`alert_from_row` reads, in that order."""
+
+
+def active_alerts_sql(cutoff: str) -> str:
+    """Firing alerts received since ``cutoff`` (a placeholder: ``?`` or ``$1``), each series' latest
+    instance only: the read of every reconcile pass, the same on every backend."""
+    return f"""
+        SELECT {ALERT_COLUMNS} FROM alerts AS a
+        WHERE a.status = 'firing' AND a.last_received_at >= {cutoff}
+          AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
+                             WHERE b.source = a.source AND b.fingerprint = a.fingerprint)
+    """  # noqa: S608 (constants and a placeholder only)
+
+
 SCAN_CHUNK = 500
 """Rows decoded at a time by :meth:`Store.scan_active`."""
 

@@ -20,11 +20,13 @@ import asyncpg
 
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
+    ALERT_COLUMNS,
     SCAN_CHUNK,
     StoredAlert,
     StoreError,
     UpsertResult,
     action_from_row,
+    active_alerts_sql,
     alert_from_row,
     alert_row,
     group_from_json,
@@ -33,9 +35,6 @@ from bridge.store.base import (
     ts,
 )
 
-ALERT_COLUMNS = (
-    "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at"
-)
 ALERT_LOCK_CLASS = 0x5342_4141  # "SBAA": per-instance locks of concurrent upserts
 MIGRATION_LOCK = 0x5354_4252  # "STBR": serialises migrations across replicas
 
@@ -184,10 +183,7 @@ class PostgresStore:
         count, kept = 0, []
         async with self._pool.acquire() as conn, conn.transaction():
             cursor = conn.cursor(
-                f"""SELECT {ALERT_COLUMNS} FROM alerts AS a
-                    WHERE a.status = 'firing' AND a.last_received_at >= $1
-                      AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
-                                         WHERE b.source = a.source AND b.fingerprint = a.fingerprint)""",  # noqa: S608
+                active_alerts_sql("$1"),
                 ts(now - ttl),
                 prefetch=SCAN_CHUNK,
             )

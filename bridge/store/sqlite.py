@@ -30,21 +30,19 @@ import aiosqlite
 
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
+    ALERT_COLUMNS,
     SCAN_CHUNK,
     StoredAlert,
     StoreError,
     UpsertResult,
     action_from_row,
+    active_alerts_sql,
     alert_from_row,
     alert_row,
     group_from_json,
     group_to_json,
     parse_ts,
     ts,
-)
-
-ALERT_COLUMNS = (
-    "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at"
 )
 
 UPSERT = f"""
@@ -60,14 +58,6 @@ ON CONFLICT (source, fingerprint, starts_at) DO UPDATE SET
     last_received_at = excluded.last_received_at,
     receive_count = alerts.receive_count + 1
 """  # noqa: S608 (a constant column list, no input)
-
-
-ACTIVE_SQL = f"""
-    SELECT {ALERT_COLUMNS} FROM alerts AS a
-    WHERE a.status = 'firing' AND a.last_received_at >= ?
-      AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
-                         WHERE b.source = a.source AND b.fingerprint = a.fingerprint)
-"""  # noqa: S608 (a constant column list)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -296,7 +286,7 @@ class SQLiteStore:
         cutoff = ts(now - ttl)
         count, kept = 0, []
         try:
-            async with self._reader.execute(ACTIVE_SQL, (cutoff,)) as cur:
+            async with self._reader.execute(active_alerts_sql("?"), (cutoff,)) as cur:
                 while rows := list(await cur.fetchmany(SCAN_CHUNK)):
                     count += len(rows)
                     kept += [a for a in map(alert_from_row, rows) if keep is None or keep(a)]
