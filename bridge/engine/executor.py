@@ -173,17 +173,16 @@ class Executor:
         except ActionFailed as exc:
             if isinstance(exc, ProviderUnavailable):
                 raise
-            if exc.unavailable or self.breaker.open:
-                # the provider's trouble, not this group's: the breaker paces the retries
-                log.warning("action failed", group=key, action=type(action).__name__, error=str(exc))
-                raise
-            until = self.backoff.setdefault(key, Backoff()).fail(self._clock(), exc.retry_after)
+            retry_at = None
+            if not (exc.unavailable or self.breaker.open):
+                # this group's trouble, not the provider's (the breaker paces those retries)
+                retry_at = self.backoff.setdefault(key, Backoff()).fail(self._clock(), exc.retry_after)
             log.warning(
                 "action failed",
                 group=key,
                 action=type(action).__name__,
                 error=str(exc),
-                retry_at=until.isoformat(),
+                retry_at=retry_at.isoformat() if retry_at else None,
             )
             raise
         self.backoff.pop(key, None)
