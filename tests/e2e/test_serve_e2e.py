@@ -188,7 +188,7 @@ async def test_sigkill_mid_publish_never_duplicates(
     tmp_path: Path, sandbox: SandboxServer, bridge: Bridge
 ) -> None:
     sb = sandbox.app[SANDBOX_KEY]
-    await _fault(sandbox, method="POST", path_prefix="/v2/status_page_incidents", count=1, latency=1.0)
+    await fault(sandbox, method="POST", path_prefix="/v2/status_page_incidents", count=1, latency=1.0)
     now = datetime.now(UTC)
     await bridge.post(
         [
@@ -229,8 +229,8 @@ async def test_sigkill_mid_publish_never_duplicates(
 
 
 async def test_outage_then_429s_converges(tmp_path: Path, sandbox: SandboxServer, bridge: Bridge) -> None:
-    await _fault(sandbox, path_prefix="/v2/", count=6, status=500)
-    await _fault(sandbox, path_prefix="/v2/", count=3, status=429, retry_after=1)
+    await fault(sandbox, path_prefix="/v2/", count=6, status=500)
+    await fault(sandbox, path_prefix="/v2/", count=3, status=429, retry_after=1)
     now = datetime.now(UTC)
     await bridge.post(
         [
@@ -262,7 +262,7 @@ async def test_outage_then_429s_converges(tmp_path: Path, sandbox: SandboxServer
     assert 429 in statuses
 
 
-async def _fault(sb: SandboxServer, **spec: Any) -> None:
+async def fault(sb: SandboxServer, **spec: Any) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.post(sb.url + "/_sandbox/faults", json=spec) as r:
             assert r.status == 200

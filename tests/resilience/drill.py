@@ -149,7 +149,6 @@ class Sender:
         self._urls = urls
         self.concurrency = concurrency
         self.acked = 0
-        self.attempts = 0
         self.refused: list[tuple[int, str]] = []
 
     async def deliver(self, bodies: Sequence[bytes], *, deadline: float = 120.0) -> None:
@@ -167,7 +166,6 @@ class Sender:
                     if time.monotonic() > give_up:
                         raise AssertionError(f"a webhook was not accepted within {deadline}s")
                     url = pending[0]
-                    self.attempts += 1
                     try:
                         async with session.post(url, data=body, headers=headers) as resp:
                             text = await resp.text()
@@ -215,7 +213,6 @@ class Daemon:
             **env,
         }
         self.process: Process | None = None
-        self.starts = 0
 
     @property
     def webhook(self) -> str:
@@ -224,7 +221,6 @@ class Daemon:
     async def start(self) -> None:
         self.process = Process(statusbridge_argv("serve"), self.tmp / "bridge.log", env=self.env)
         self.process.start()
-        self.starts += 1
         await wait_http(self.url + "/healthz", proc=self.process.proc, timeout=30)
 
     def kill(self) -> None:

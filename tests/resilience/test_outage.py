@@ -19,16 +19,11 @@ import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
 from tests.conftest import SandboxServer
+from tests.e2e.test_serve_e2e import fault
 from tests.resilience.conftest import Scale
 from tests.resilience.drill import Daemon, Sender, converge, count_incidents, make_storm
 
 pytestmark = [pytest.mark.resilience, pytest.mark.e2e]
-
-
-async def _fault(sandbox: SandboxServer, **spec: object) -> None:
-    async with aiohttp.ClientSession() as s:
-        async with s.post(sandbox.url + "/_sandbox/faults", json=spec) as r:
-            assert r.status == 200, await r.text()
 
 
 async def until_down(daemon: Daemon, *, down: bool) -> None:
@@ -62,7 +57,7 @@ async def test_outage_then_429_bursts_loses_nothing_and_converges_fast(
         # every group open before the outage: its updates are what must not be lost
         while len(sb.state.incidents) < 5:
             await asyncio.sleep(0.05)
-        await _fault(sandbox, path_prefix="/v2/", count=10**9, status=503)
+        await fault(sandbox, path_prefix="/v2/", count=10**9, status=503)
         outage_began = time.monotonic()
         for phase in rest:  # escalations, calming and resolves all arrive during the outage
             await sender.deliver(phase)
@@ -73,7 +68,7 @@ async def test_outage_then_429_bursts_loses_nothing_and_converges_fast(
             await s.delete(sandbox.url + "/_sandbox/faults")
         # then the provider is back but rate-limits in bursts
         for _ in range(3):
-            await _fault(sandbox, path_prefix="/v2/", count=2, status=429, retry_after=1)
+            await fault(sandbox, path_prefix="/v2/", count=2, status=429, retry_after=1)
         while sb.faults:
             await asyncio.sleep(0.01)
         took = await converge(  # measured from the provider's recovery: the last fault served
