@@ -31,7 +31,7 @@ demo: venv
 	$(BIN)/statusbridge demo
 
 sandbox: venv
-	$(BIN)/statusbridge sandbox --seed rules/sandbox/seed.yaml
+	$(BIN)/statusbridge sandbox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -50,8 +50,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from bridge.demo import run_demo
     from bridge.sandbox.seed import SeedError
 
-    if not args.rules.exists():
-        raise CommandError(f"demo: no rules at {args.rules} (run it from the repository, or pass --rules)")
+    if args.rules is not None and not args.rules.exists():
+        raise CommandError(f"demo: no rules at {args.rules}")
     try:
         run_demo(
             host=args.host, port=args.port, sandbox_port=args.sandbox_port, rules=args.rules, seed=args.seed
@@ -276,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080, help="the daemon's port (default 8080)")
     demo.add_argument("--sandbox-port", type=int, default=8788, help="the sandbox's port (default 8788)")
-    demo.add_argument("--rules", type=Path, default=Path("rules/demo/demo.yaml"))
-    demo.add_argument("--seed", type=Path, default=Path("rules/sandbox/seed.yaml"))
+    demo.add_argument("--rules", type=Path, help="rules file or directory (default: the bundled demo rules)")
+    demo.add_argument("--seed", type=Path, help="sandbox seed (default: the built-in seed)")
     demo.set_defaults(func=_cmd_demo)
 
     sandbox = sub.add_parser(
@@ -288,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8788, help="listen port (default 8788)")
-    sandbox.add_argument("--seed", type=Path, help="YAML seed: API keys and status pages")
+    sandbox.add_argument(
+        "--seed", type=Path, help="YAML seed: API keys and status pages (default: the built-in seed)"
+    )
     sandbox.add_argument("--rate-limit", action="store_true", help="enforce incident.io's rate limit (429s)")
     sandbox.add_argument(
         "--rate-capacity", type=int, default=None, help="rate limit bucket size (default 1200)"

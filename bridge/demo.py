@@ -1,9 +1,12 @@
 """``statusbridge demo``: the sandbox and the daemon in one process, for a first look.
 
-It starts the sandbox status page (example seed), then ``serve`` against it (embedded SQLite in a
-temporary directory, the demo rules), and prints the page URL, the widget URL and the curl commands
-that fire and resolve a sample alert: an incident appears on the page within seconds and resolves
-about half a minute after the resolve.
+It starts the sandbox status page (the built-in seed), then ``serve`` against it (embedded SQLite in
+a temporary directory, the demo rules), and prints the page URL, the widget URL and the curl commands
+that fire and resolve a sample alert: an incident appears on the page within seconds, moves to
+monitoring on the resolve and is resolved ``resolve_after`` (20 s) later.
+
+The seed and the demo rules are package data (``bridge/sandbox/seed.yaml``, ``bridge/demo_rules.yaml``;
+``rules/`` links to both), so the demo runs from any directory, from a checkout, a wheel or the image.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import signal
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
@@ -25,6 +29,11 @@ from bridge.settings import Settings
 WEBHOOK_TOKEN = "demo-webhook-token"  # noqa: S105 (a demo on loopback, printed for the user)
 ADMIN_TOKEN = "demo-admin-token"  # noqa: S105
 PAGE_ID = "01HSANDBOXPAGE000000000000"
+
+
+def demo_rules_path() -> Path:
+    """The bundled demo rules (a real file: the package is never installed zipped)."""
+    return Path(str(resources.files("bridge") / "demo_rules.yaml"))
 
 
 def instructions(bridge_url: str, sandbox_url: str) -> str:
@@ -59,7 +68,7 @@ async def run_demo_async(
     host: str,
     port: int,
     sandbox_port: int,
-    rules: Path,
+    rules: Path | None,
     seed: Path | None,
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -73,7 +82,7 @@ async def run_demo_async(
         settings = Settings(
             host=host,
             port=port,
-            rules_path=rules,
+            rules_path=rules or demo_rules_path(),
             store_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
             incidentio_api_key="sandbox-writer",
             incidentio_base_url=sandbox_url,
@@ -102,5 +111,5 @@ async def run_demo_async(
             await sandbox_runner.cleanup()
 
 
-def run_demo(*, host: str, port: int, sandbox_port: int, rules: Path, seed: Path | None) -> None:
+def run_demo(*, host: str, port: int, sandbox_port: int, rules: Path | None, seed: Path | None) -> None:
     asyncio.run(run_demo_async(host=host, port=port, sandbox_port=sandbox_port, rules=rules, seed=seed))

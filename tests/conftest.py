@@ -20,7 +20,8 @@ from bridge.web import RUNTIME
 from tests.openapi_contract import validate_request, validate_response
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_PATH = ROOT / "rules" / "sandbox" / "seed.yaml"
+SEED_PATH = ROOT / "bridge" / "sandbox" / "seed.yaml"  # the built-in seed; rules/sandbox/ links to it
+FIXTURES = ROOT / "tests" / "fixtures"  # data from outside, each with its origin (README.md there)
 PAGE_ID = "01HSANDBOXPAGE000000000000"
 BIG_PAGE_ID = "01HSANDBOXBIGPAGE000000000"
 COMPONENTS = {

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.sandbox.seed import DEFAULT_SEED, WRITE_SCOPE, Seed, parse_seed
+from bridge.sandbox.seed import WRITE_SCOPE, Seed, builtin_seed, parse_seed
 from bridge.sandbox.state import (
     ApiError,
     Incident,
@@ -657,7 +657,7 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     exchange_hook: Callable[[Exchange], None] | None = None,
 ) -> web.Application:
-    raw = dict(seed if seed is not None else DEFAULT_SEED)
+    raw = dict(seed if seed is not None else builtin_seed())
     parsed = parse_seed(raw)
     settable = SettableClock() if clock is None else None
     the_clock: Callable[[], datetime] = clock or settable  # type: ignore[assignment]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +14,9 @@ from bridge.sandbox.state import Component, Page, new_id
 
 WRITE_SCOPE = "status_pages.publish_updates"
 
-DEFAULT_SEED: dict[str, Any] = {
-    "api_keys": [
-        {"token": "sandbox-writer", "scopes": [WRITE_SCOPE]},
-        {"token": "sandbox-reader", "scopes": []},
-    ],
-    "status_pages": [
-        {
-            "id": "01HSANDBOXPAGE000000000000",
-            "name": "Acme Status",
-            "subscribers": 12,
-            "structure": [
-                {"component": {"id": "01HCOMPAPI0000000000000000", "name": "API"}},
-                {
-                    "group": {
-                        "id": "01HGROUPWEB000000000000000",
-                        "name": "Web",
-                        "components": [
-                            {"id": "01HCOMPDASH000000000000000", "name": "Dashboard"},
-                            {"id": "01HCOMPSITE000000000000000", "name": "Website"},
-                        ],
-                    }
-                },
-                {"component": {"id": "01HCOMPDB00000000000000000", "name": "Database"}},
-            ],
-        }
-    ],
-}
+# The built-in seed: package data, so `statusbridge sandbox` and `statusbridge demo` show the same
+# pages from a checkout, an installed wheel or the image. `rules/sandbox/seed.yaml` links to it.
+BUILTIN_SEED = "seed.yaml"
 
 
 class SeedError(Exception):
@@ -160,6 +137,16 @@ def parse_seed(raw: Any, source: str = "seed") -> Seed:
     if not isinstance(rate, Mapping):
         raise SeedError(f"{source}: rate_limit must be a mapping")
     return Seed(keys, pages, {str(k): float(v) for k, v in rate.items()})
+
+
+def builtin_seed_path() -> Path:
+    """The built-in seed file (a real file: the package is never installed zipped)."""
+    return Path(str(resources.files("bridge.sandbox") / BUILTIN_SEED))
+
+
+def builtin_seed() -> dict[str, Any]:
+    """The built-in seed, parsed and checked."""
+    return load_seed_file(builtin_seed_path())
 
 
 def load_seed_file(path: Path) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -54,6 +56,7 @@ class Process:
     argv: Sequence[str]
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -64,6 +67,7 @@ class Process:
             stderr=subprocess.STDOUT,
             # The tests' processes see only the STATUSBRIDGE_* settings the test gives them.
             env={**{k: v for k, v in os.environ.items() if not k.startswith("STATUSBRIDGE_")}, **self.env},
+            cwd=self.cwd,
             start_new_session=True,
         )
 
@@ -88,6 +92,65 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Demo:
+    """``statusbridge demo`` running, with what it printed: the page URL and the curl that fires."""
+
+    process: Process
+    page_url: str
+    fire_curl: str
+
+    async def fire(self) -> None:
+        """Run the printed curl exactly as a user would paste it."""
+        result = await asyncio.to_thread(
+            subprocess.run,  # noqa: S603 (the command the demo printed, on loopback)
+            shlex.split(self.fire_curl),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert '"received": 1' in result.stdout or '"received":1' in result.stdout, result.stdout
+
+    async def incidents_on_page(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The page's ongoing incidents (Widget JSON), polled until one appears or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with session.get(self.page_url + "/api/v1/summary") as resp:
+                    data = await resp.json()
+                if data["ongoing_incidents"] or time.monotonic() > deadline:
+                    return list(data["ongoing_incidents"])
+                await asyncio.sleep(0.05)
+
+
+async def start_demo(statusbridge: Sequence[str], log_path: Path, *, cwd: Path | None = None) -> Demo:
+    """Start ``statusbridge demo`` on free ports and read what it printed."""
+    port, sandbox_port = free_port(), free_port()
+    process = Process(
+        [*statusbridge, "demo", "--port", str(port), "--sandbox-port", str(sandbox_port)], log_path, cwd=cwd
+    )
+    process.start()
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc=process.proc)
+        deadline = time.monotonic() + 10
+        while "curl -sS -X POST" not in process.log() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        printed = process.log()
+        page = re.search(r"status page:\s+(\S+)", printed)
+        assert page is not None, printed
+        fire = next(
+            line.strip()
+            for line in printed.splitlines()
+            if line.strip().startswith("curl -sS -X POST") and '"firing"' in line
+        )
+    except BaseException:
+        process.stop()
+        raise
+    return Demo(process, page.group(1), fire)
 
 
 class Alertmanager:
