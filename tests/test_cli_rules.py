@@ -12,7 +12,7 @@ from bridge.cli import main
 from tests.conftest import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYLOAD = ROOT.parent / "shared" / "reference" / "payloads" / "alertmanager" / "lifecycle" / "002.json"
+PAYLOAD = ROOT / "tests" / "fixtures" / "payloads" / "alertmanager" / "lifecycle" / "002.json"
 
 
 @pytest.fixture(autouse=True)

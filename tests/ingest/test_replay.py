@@ -10,7 +10,6 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,9 +19,9 @@ from structlog.testing import capture_logs
 from bridge.domain import ZERO_TIME, AlertStatus, Source
 from bridge.ingest.payloads import fingerprint
 from bridge.store import StoredAlert
-from tests.conftest import Server, ServerFactory
+from tests.conftest import FIXTURES, Server, ServerFactory
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "payloads"
+PAYLOADS = FIXTURES / "payloads"
 AM = PAYLOADS / "alertmanager"
 GRAFANA = PAYLOADS / "grafana"
 SCENARIOS = sorted(p.name for p in AM.iterdir() if p.is_dir())
@@ -192,7 +191,7 @@ async def test_a_captured_delivery_needs_the_credentials_it_was_sent_with(
 
 def grafana_body(name: str) -> tuple[dict[str, Any], bytes]:
     payload = json.loads((GRAFANA / name).read_text())
-    # Go's json.Marshal: compact, no trailing newline (webhooks-notes §2.1).
+    # Go's json.Marshal: compact, no trailing newline (bridge/ingest/README.md, Grafana).
     return payload, json.dumps(payload, separators=(",", ":")).encode()
 
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from bridge.domain import AlertStatus
 from bridge.ingest.payloads import fingerprint
-from tests.conftest import Server, ServerFactory
+from tests.conftest import FIXTURES, Server, ServerFactory
 
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "payloads"
+PAYLOADS = FIXTURES / "payloads"
 AM = PAYLOADS / "alertmanager"
 
 
