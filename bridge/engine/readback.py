@@ -6,7 +6,7 @@ the truth. If what it shows is explained by the bridge's own writes (the state w
 more update that may have landed), we adopt it and let the planner send whatever is still missing.
 Anything else — more updates than the bridge posted, a status, components or a name it did not
 set, a resolve it did not send — is a human at work: the episode is marked taken over and never touched
-again (DESIGN.md: respected, not fought).
+again (ARCHITECTURE.md: respected, not fought).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pulling active alerts from Alertmanager's API v2, to heal what webhooks cannot.
 
 Alertmanager never sends the resolve of a notification that was not delivered, nor of an alert that
-was silenced or inhibited while firing (webhooks-notes §1.5-1.6). With ``STATUSBRIDGE_ALERTMANAGER_URL``
+was silenced or inhibited while firing (bridge/ingest/README.md §1.7). With ``STATUSBRIDGE_ALERTMANAGER_URL``
 set, the bridge asks Alertmanager on every reconcile interval which alerts are active and makes the
 store agree: an alert the store thinks is firing but Alertmanager no longer has is resolved; one
 Alertmanager has that the store lacks (a lost firing notification) is added; silenced ones count as

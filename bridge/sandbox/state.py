@@ -1,8 +1,9 @@
 """The sandbox's in-memory status pages: incidents, maintenances and their semantics.
 
-Written from incident.io's OpenAPI document and notes (shared/reference/), never from our client, so
-that the two can only agree by both following the spec. Every operation validates first and mutates
-after, so a rejected request changes nothing. Choices for what the spec leaves open:
+Written from incident.io's OpenAPI document (``tests/fixtures/openapi/``, with what it leaves open in
+``bridge/incidentio/README.md``), never from our client, so that the two can only agree by both
+following the spec. Every operation validates first and mutates after, so a rejected request
+changes nothing. Choices for what the spec leaves open:
 
 - an idempotent replay (same ``idempotency_key`` on the same page) answers 201 with the original
   body, whatever the new body says;

@@ -123,7 +123,7 @@ async def test_signed_timestamp_skew_with_an_injected_clock(
 
 
 async def test_hmac_vectors_through_http(server_factory: ServerFactory) -> None:
-    """webhooks-notes §2.4: the same vectors, as a Grafana would send them."""
+    """bridge/ingest/README.md §2.4: the same vectors, as a Grafana would send them."""
     body = b'{"receiver":"test","status":"firing"}'
     server = await server_factory(
         webhook_auth=None, grafana_hmac_secret="s3cr3t", grafana_hmac_timestamp_header="X-Ts"

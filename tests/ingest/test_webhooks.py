@@ -276,7 +276,7 @@ async def test_basic_auth_and_grafana_hmac(server_factory: ServerFactory) -> Non
     )[0] == 401
 
 
-def test_hmac_vectors_from_the_notes() -> None:
+def test_hmac_vectors_of_the_ingest_readme() -> None:
     from datetime import UTC, datetime
 
     from pydantic import SecretStr
