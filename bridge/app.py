@@ -366,6 +366,8 @@ def _rules_reloaded(rt: Runtime) -> None:
 
 def _after_pass(rt: Runtime, report: PassReport | None) -> None:
     rt.metrics.reconcile_runs.labels("ok" if report is not None else "failed").inc()
+    if rt.on_pass is not None:
+        rt.on_pass(report)
     if report is None:
         return
     for group in report.groups.values():
@@ -526,8 +528,15 @@ async def _on_shutdown(app: web.Application) -> None:
     app[RUNTIME].stopping.set()
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
-    rt = Runtime(settings=settings, clock=clock)
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    on_pass: Callable[[PassReport | None], None] | None = None,
+) -> web.Application:
+    """The daemon as an aiohttp application. ``clock`` is the only wall clock it reads; ``on_pass``
+    sees every reconcile pass's report (``None`` for a failed pass), as the metrics do."""
+    rt = Runtime(settings=settings, clock=clock, on_pass=on_pass)
     auth = WebhookAuth(
         bearer=settings.webhook_bearer_token,
         basic_user=settings.webhook_basic_username,

@@ -124,6 +124,49 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+EXIT_MALFORMED = 2
+"""test-timeline: a file that is not a valid timeline (its expectations were never run)."""
+
+
+def _cmd_test_timeline(args: argparse.Namespace) -> int:
+    from bridge.observability import configure_logging
+    from bridge.timeline import TimelineFileError, load_timeline, run_timeline
+
+    configure_logging("error")  # the daemon's own log would drown the report
+
+    files: list[Path] = []
+    for path in args.files:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    if not files:
+        print("statusbridge test-timeline: no timeline files", file=sys.stderr)
+        return EXIT_MALFORMED
+    timelines = []
+    malformed = False
+    for path in files:
+        try:
+            timelines.append((path, load_timeline(path)))
+        except TimelineFileError as exc:
+            print(exc, file=sys.stderr)
+            malformed = True
+    if malformed:
+        return EXIT_MALFORMED
+    failed = 0
+    for path, timeline in timelines:
+        result = run_timeline(timeline, path)
+        if result.passed:
+            print(f"PASS {path}: {timeline.name}")
+            if args.verbose:
+                print(result.report)
+            continue
+        failed += 1
+        print(f"FAIL {path}: {timeline.name}")
+        for failure in result.failures:
+            print(f"  {failure}")
+        print(result.report)
+    print(f"{len(timelines) - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _cmd_test_rules(args: argparse.Namespace) -> int:
     import json
 
@@ -314,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     test_rules.add_argument("--output", choices=["text", "json"], default="text")
     test_rules.add_argument("--config", type=Path, help="YAML settings file (to resolve names)")
     test_rules.set_defaults(func=_cmd_test_rules)
+    test_timeline = sub.add_parser(
+        "test-timeline",
+        help="run timeline files through the real pipeline on virtual time (like promtool test rules)",
+        description="Each timeline gives webhooks, restarts, human edits, faults and rule changes at "
+        "virtual times, and the page expected later. Exit 0: all pass; 1: an expectation failed; "
+        "2: a file is malformed (file, line and what is wrong).",
+    )
+    test_timeline.add_argument("files", type=Path, nargs="+", help="timeline files or directories of them")
+    test_timeline.add_argument(
+        "-v", "--verbose", action="store_true", help="print the report of passing ones too"
+    )
+    test_timeline.set_defaults(func=_cmd_test_timeline)
     maintenance = sub.add_parser(
         "maintenance",
         help="create, list, complete or cancel maintenance windows on a running daemon",

@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.domain import Alert, Impact, PublishedGroup, format_duration
-from bridge.engine.reconciler import GUARD_RELEASED, PAUSED, EvaluationLike, Reconciler
+from bridge.engine.reconciler import GUARD_RELEASED, PAUSED, EvaluationLike, PassReport, Reconciler
 from bridge.incidentio.client import StatusPageClient
 from bridge.ingest.routes import Ingest
 from bridge.metrics import Metrics
@@ -55,6 +55,8 @@ class Runtime:
     """The maintenance windows' source (``bridge.web_maintenance.WindowSource``), set at start-up."""
     leader: bool = False
     """Whether this replica holds the reconcile lease (always, on SQLite)."""
+    on_pass: Callable[[PassReport | None], None] | None = None
+    """Sees every pass's report after the metrics (timeline tests trace the planner with it)."""
 
     def get_store(self) -> Store:
         if self.store is None:
