@@ -225,6 +225,20 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """The rule's settings for one incident group, recorded with what was published.
+
+    Once every alert of a group has resolved there is no desired state to read them from, and a
+    restart or a rules reload that removed the rule must not change how the incident winds down:
+    ``resolve_after``, ``downgrade_after``, the resolved message and the notify policy come from here.
+    """
+
+    timings: Timings = field(default_factory=Timings)
+    notify: NotifyPolicy = NotifyPolicy.NEVER
+    resolved_message: str = ""
+
+
 def utcnow() -> datetime:
     """The only wall clock in the code base: everything below the wiring layer takes ``now``."""
     return datetime.now(UTC)
@@ -269,6 +283,9 @@ class PublishedGroup:
     """An admin asked to resolve this episode now, whatever the alerts say."""
     left_open_incident: str | None = None
     """A taken-over incident whose alerts all cleared while a human still had it open (reported)."""
+    settings: GroupSettings | None = None
+    """The rule's settings as of the last pass that saw the group firing (``None``: a record
+    written before they were kept; the built-in defaults then apply)."""
 
     @property
     def open(self) -> bool:

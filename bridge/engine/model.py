@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bridge.domain import ComponentStatus, IncidentStatus, NotifyPolicy, Timings
+from bridge.domain import ComponentStatus, GroupSettings, IncidentStatus, NotifyPolicy, Timings
 
 MAX_UPDATES = 100
 """incident.io accepts at most 100 updates per incident (its creation included)."""
@@ -58,6 +58,11 @@ class DesiredGroup:
     def firing(self) -> bool:
         return bool(self.components)
 
+    @property
+    def settings(self) -> GroupSettings:
+        """What is recorded with the published group, to apply once no alert fires any more."""
+        return GroupSettings(timings=self.timings, notify=self.notify, resolved_message=self.resolved_message)
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -80,6 +85,8 @@ class CreateIncident:
     notify_subscribers: bool
     idempotency_key: str
     incident_status: IncidentStatus = IncidentStatus.INVESTIGATING
+    settings: GroupSettings | None = None
+    """The rule's settings, recorded with the created group."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bridge.domain import (
     SEVERITY,
     ComponentStatus,
+    GroupSettings,
     IncidentStatus,
     NotifyPolicy,
     PublishedGroup,
@@ -70,6 +71,7 @@ def plan(
             return Plan(end_takeover=True, held="taken over; its alerts have cleared: the episode ends")
         return Plan(held=f"taken over ({published.taken_over_reason or 'edited on the page'}); not touched")
     if published is not None and published.force_resolve and published.open and published.incident_id:
+        settings = group_settings(desired, published)
         return Plan(
             actions=(
                 UpdateIncident(
@@ -77,10 +79,8 @@ def plan(
                     incident_id=published.incident_id,
                     incident_status=IncidentStatus.RESOLVED,
                     components=None,
-                    message=(desired.resolved_message if desired is not None else "")
-                    or DEFAULT_RESOLVED_MESSAGE,
-                    notify_subscribers=desired is not None
-                    and desired.notify in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE),
+                    message=settings.resolved_message or DEFAULT_RESOLVED_MESSAGE,
+                    notify_subscribers=_notifies(settings.notify, IncidentStatus.RESOLVED),
                 ),
             )
         )
@@ -89,6 +89,29 @@ def plan(
     if published is None or not published.open:
         return _plan_closed(desired, published, now, policy)
     return _plan_open(desired, published, now, policy)
+
+
+def group_settings(desired: DesiredGroup | None, published: PublishedGroup | None) -> GroupSettings:
+    """The rule's settings for a group: the desired state's while anything fires, else those
+    recorded with what was published (a quiet group, a restart, a reload that removed the rule)."""
+    if desired is not None:
+        return desired.settings
+    if published is not None and published.settings is not None:
+        return published.settings
+    return GroupSettings()
+
+
+def with_settings(published: PublishedGroup | None, desired: DesiredGroup | None) -> PublishedGroup | None:
+    """Record the desired state's settings with an existing group when they changed."""
+    if published is None or desired is None or published.settings == desired.settings:
+        return published
+    return replace(published, settings=desired.settings)
+
+
+def _notifies(policy: NotifyPolicy, status: IncidentStatus) -> bool:
+    if status is IncidentStatus.RESOLVED:
+        return policy in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE)
+    return policy is NotifyPolicy.ALWAYS
 
 
 def _coalesce_until(published: PublishedGroup | None, policy: Policy) -> datetime | None:
@@ -122,6 +145,7 @@ def _plan_closed(
                 components=dict(desired.components),
                 notify_subscribers=desired.notify in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE),
                 idempotency_key=idempotency_key(desired.key, episode),
+                settings=desired.settings,
             ),
         )
     )
@@ -140,7 +164,7 @@ def _settle_attempted_create(desired: DesiredGroup | None, published: PublishedG
         episode=published.episode,
         status_page_id=published.status_page_id,
         name=published.name or (desired.name if desired is not None else published.key),
-        message=(desired.resolved_message if desired is not None else "") or DEFAULT_RESOLVED_MESSAGE,
+        message=group_settings(desired, published).resolved_message or DEFAULT_RESOLVED_MESSAGE,
         components={},
         notify_subscribers=False,
         idempotency_key=idempotency_key(published.key, published.episode),
@@ -236,12 +260,13 @@ def _plan_open(
 
     status, components = _target(desired, published)
     coalesced = _coalesce_until(published, policy)
-    notify_policy = desired.notify if desired is not None else NotifyPolicy.NEVER
+    settings = group_settings(desired, published)
+    notify_policy = settings.notify
 
     if status == published.incident_status and components == dict(published.components):
         if status is not IncidentStatus.MONITORING:
             return Plan(actions=tuple(actions))
-        resolve_after = desired.timings.resolve_after if desired is not None else timedelta(0)
+        resolve_after = settings.timings.resolve_after
         monitoring_since = published.monitoring_since or published.last_published_at or now
         resolves_at = monitoring_since + resolve_after
         if now < resolves_at:
@@ -254,15 +279,14 @@ def _plan_open(
             return Plan(actions=tuple(actions), wake_at=coalesced, held="coalescing updates")
         if not _budget_allows(IncidentStatus.RESOLVED, published, policy):
             return Plan(actions=tuple(actions), held="update budget exhausted (100 per incident)")
-        message = (desired.resolved_message if desired is not None else "") or DEFAULT_RESOLVED_MESSAGE
         actions.append(
             UpdateIncident(
                 group_key=published.key,
                 incident_id=incident_id,
                 incident_status=IncidentStatus.RESOLVED,
                 components=None,
-                message=message,
-                notify_subscribers=notify_policy in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE),
+                message=settings.resolved_message or DEFAULT_RESOLVED_MESSAGE,
+                notify_subscribers=_notifies(notify_policy, IncidentStatus.RESOLVED),
             )
         )
         return Plan(actions=tuple(actions))
@@ -270,10 +294,8 @@ def _plan_open(
     target_digest = digest(status, components)
     since = published.pending_since if published.pending_digest == target_digest else now
     assert since is not None
-    timings = desired.timings if desired is not None else None
-    if timings is None:
-        hold = timedelta(0)
-    elif _is_improvement(status, components, published):
+    timings = settings.timings
+    if _is_improvement(status, components, published):
         hold = timings.downgrade_after if timings.downgrade_after is not None else timings.change_after
     else:
         hold = timings.change_after
@@ -311,7 +333,7 @@ def _plan_open(
             incident_status=status,
             components=components,
             message=message,
-            notify_subscribers=notify_policy is NotifyPolicy.ALWAYS,
+            notify_subscribers=_notifies(notify_policy, status),
         )
     )
     return Plan(actions=tuple(actions))
@@ -353,6 +375,7 @@ def after_create(
         outcome_unknown=False,
         taken_over=False,
         taken_over_reason=None,
+        settings=action.settings if action.settings is not None else base.settings,
     )
 
 

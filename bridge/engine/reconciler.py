@@ -33,7 +33,7 @@ from bridge.engine.maintenance import (
     plan_maintenances,
 )
 from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy, ReadBack
-from bridge.engine.planner import after_create, after_takeover, plan, with_pending
+from bridge.engine.planner import after_create, after_takeover, plan, with_pending, with_settings
 from bridge.engine.readback import IncidentView
 from bridge.maintenance import AnyWindow, next_wakeups, under_maintenance
 from bridge.maintenance import desired as desired_maintenances
@@ -249,7 +249,7 @@ class Reconciler:
             report.plan = Plan(wake_at=blocked, held=report.error)
             return report
         async with self._limit:
-            current = with_pending(published, result)
+            current = with_settings(with_pending(published, result), desired)
             try:
                 if result.end_takeover and current is not None:
                     current = after_takeover(current)

@@ -25,9 +25,12 @@ from bridge.domain import (
     Alert,
     AlertStatus,
     ComponentStatus,
+    GroupSettings,
     IncidentStatus,
+    NotifyPolicy,
     PublishedGroup,
     Source,
+    Timings,
 )
 
 
@@ -154,6 +157,40 @@ def alert_from_row(row: Sequence[Any]) -> Alert:
     )
 
 
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def settings_to_json(settings: GroupSettings | None) -> dict[str, Any] | None:
+    if settings is None:
+        return None
+    t = settings.timings
+    return {
+        "open_after": t.open_after.total_seconds(),
+        "resolve_after": t.resolve_after.total_seconds(),
+        "change_after": t.change_after.total_seconds(),
+        "downgrade_after": _seconds(t.downgrade_after),
+        "notify": settings.notify.value,
+        "resolved_message": settings.resolved_message,
+    }
+
+
+def settings_from_json(data: Mapping[str, Any] | None) -> GroupSettings | None:
+    if not data:
+        return None
+    down = data.get("downgrade_after")
+    return GroupSettings(
+        timings=Timings(
+            open_after=timedelta(seconds=data.get("open_after", 0)),
+            resolve_after=timedelta(seconds=data.get("resolve_after", 300)),
+            change_after=timedelta(seconds=data.get("change_after", 0)),
+            downgrade_after=None if down is None else timedelta(seconds=down),
+        ),
+        notify=NotifyPolicy(data.get("notify", NotifyPolicy.NEVER.value)),
+        resolved_message=str(data.get("resolved_message", "")),
+    )
+
+
 def group_to_json(group: PublishedGroup) -> str:
     data = asdict(group)
     for key, value in data.items():
@@ -161,6 +198,7 @@ def group_to_json(group: PublishedGroup) -> str:
             data[key] = ts(value)
     data["components"] = {k: v.value for k, v in group.components.items()}
     data["incident_status"] = group.incident_status.value if group.incident_status else None
+    data["settings"] = settings_to_json(group.settings)
     return json.dumps(data, sort_keys=True)
 
 
@@ -172,6 +210,8 @@ def group_from_json(text: str) -> PublishedGroup:
     data["components"] = {k: ComponentStatus(v) for k, v in (data.get("components") or {}).items()}
     if data.get("incident_status"):
         data["incident_status"] = IncidentStatus(data["incident_status"])
+    # A record written before settings were kept has none: the built-in defaults apply to it.
+    data["settings"] = settings_from_json(data.get("settings"))
     known = PublishedGroup.__dataclass_fields__
     return PublishedGroup(**{k: v for k, v in data.items() if k in known})
 

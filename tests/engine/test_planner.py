@@ -268,7 +268,12 @@ def test_vanished_group_winds_down() -> None:
     assert isinstance(u, UpdateIncident)
     assert u.incident_status is IS.MONITORING
     pub = after_update(pub, u, T0 + timedelta(minutes=1))
-    (r,) = plan(None, pub, T0 + timedelta(minutes=1, seconds=3), POLICY).actions
+    # No rule settings were recorded with this group: the built-in resolve_after (5 minutes)
+    # applies, never zero (bug 1 of the timeline issue).
+    held = plan(None, pub, T0 + timedelta(minutes=1, seconds=3), POLICY)
+    assert held.actions == ()
+    assert held.wake_at == T0 + timedelta(minutes=6)
+    (r,) = plan(None, pub, T0 + timedelta(minutes=6), POLICY).actions
     assert isinstance(r, UpdateIncident)
     assert r.incident_status is IS.RESOLVED
 

@@ -19,11 +19,15 @@ from bridge.domain import (
     Alert,
     AlertStatus,
     ComponentStatus,
+    GroupSettings,
     IncidentStatus,
+    NotifyPolicy,
     PublishedGroup,
     Source,
+    Timings,
 )
 from bridge.store import Store, StoreError, open_store
+from bridge.store.base import group_from_json, group_to_json
 from bridge.store.sqlite import SQLiteStore, migrations
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -146,6 +150,37 @@ async def test_groups_and_action_log_survive_reopen(store_factory: StoreFactory)
     assert record.outcome == "ok"
     assert record.at == T0
     assert len(await reopened.list_alerts()) == 1
+
+
+async def test_rule_settings_are_kept_with_the_group(store_factory: StoreFactory) -> None:
+    """What a quiet group winds down with: the rule's settings, recorded with the published group."""
+    store = await store_factory()
+    settings = GroupSettings(
+        timings=Timings(resolve_after=timedelta(seconds=20), downgrade_after=timedelta(minutes=2)),
+        notify=NotifyPolicy.OPEN_AND_RESOLVE,
+        resolved_message="The API is working normally again.",
+    )
+    group = PublishedGroup(key="api", episode=1, status_page_id="p", settings=settings)
+    await store.save_group(group)
+    await store.close()
+    reopened = await store_factory()
+    assert (await reopened.load_groups())["api"].settings == settings
+
+
+def test_a_group_written_before_settings_were_kept_loads_without_them() -> None:
+    # The JSON a store of the previous release holds for an open incident (no "settings" key).
+    old = (
+        '{"components": {"c": "partial_outage"}, "create_attempted": false, "episode": 1, '
+        '"force_resolve": false, "incident_id": "i", "incident_status": "investigating", "key": "api", '
+        '"last_published_at": "2026-11-01T00:00:00.000000Z", "left_open_incident": null, '
+        '"monitoring_since": null, "name": "API", "opened_at": "2026-11-01T00:00:00.000000Z", '
+        '"outcome_unknown": false, "pending_digest": null, "pending_since": null, "status_page_id": "p", '
+        '"taken_over": false, "taken_over_reason": null, "update_count": 1}'
+    )
+    group = group_from_json(old)
+    assert group.settings is None
+    assert group.open and group.incident_id == "i"
+    assert group_from_json(group_to_json(group)) == group
 
 
 async def test_maintenance_windows(store_factory: StoreFactory) -> None:

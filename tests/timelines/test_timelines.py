@@ -16,10 +16,6 @@ HERE = Path(__file__).resolve().parent
 FILES = sorted(HERE.glob("*.yaml"))
 
 KNOWN_BUGS: dict[str, str] = {
-    "bug1-demo-resolve-after-and-message.yaml": "rule settings lost once every alert resolved",
-    "bug1-notify-on-resolve.yaml": "rule settings lost once every alert resolved",
-    "lifecycle-open-update-monitor-resolve.yaml": "bug 1: resolve_after lost once every alert resolved",
-    "lifecycle-refire-in-monitoring-same-incident.yaml": "bug 1: resolve_after lost once every alert resolved",
     "bug2-explicit-resolves-not-held.yaml": "the guard holds explicit resolves as a mass resolve",
     "bug3-rename-holds-with-status.yaml": "renames skip change_after; held plans still act",
     "bug5-no-adoption-from-a-stale-listing.yaml": "adoption from a listing kept for the process",
