@@ -130,7 +130,8 @@ class Plan:
     pending_since: datetime | None = None
     """The hold to remember (unchanged when equal to the published one)."""
     held: str | None = None
-    """Why something desired is not published yet (for the state API), or ``None``."""
+    """Why something desired is not published yet (for the state API), or ``None``. A held plan's
+    actions are never executed; the planner gives it none."""
     end_takeover: bool = False
     """The group's alerts cleared while a human held its incident: close the episode (a later
     firing opens a new incident)."""

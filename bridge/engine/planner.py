@@ -254,6 +254,9 @@ def _plan_open(
 ) -> Plan:
     assert published.incident_id is not None, "an open incident has an id"
     incident_id = published.incident_id
+    # A rename goes out with the publication whose state it names, or on its own when nothing else
+    # is pending; never inside a held plan (a held plan has no actions at all: what it would do
+    # is what waits, title included).
     actions: list[RenameIncident | UpdateIncident] = []
     if desired is not None and desired.name and desired.name != published.name:
         actions.append(RenameIncident(published.key, incident_id, desired.name))
@@ -265,20 +268,21 @@ def _plan_open(
 
     if status == published.incident_status and components == dict(published.components):
         if status is not IncidentStatus.MONITORING:
+            if actions and coalesced is not None and now < coalesced:
+                return Plan(wake_at=coalesced, held="coalescing updates")
             return Plan(actions=tuple(actions))
         resolve_after = settings.timings.resolve_after
         monitoring_since = published.monitoring_since or published.last_published_at or now
         resolves_at = monitoring_since + resolve_after
         if now < resolves_at:
             return Plan(
-                actions=tuple(actions),
                 wake_at=resolves_at,
                 held=f"resolve_after: resolves at {resolves_at.isoformat()}",
             )
         if coalesced is not None and now < coalesced:
-            return Plan(actions=tuple(actions), wake_at=coalesced, held="coalescing updates")
+            return Plan(wake_at=coalesced, held="coalescing updates")
         if not _budget_allows(IncidentStatus.RESOLVED, published, policy):
-            return Plan(actions=tuple(actions), held="update budget exhausted (100 per incident)")
+            return Plan(held="update budget exhausted (100 per incident)")
         actions.append(
             UpdateIncident(
                 group_key=published.key,
@@ -301,7 +305,6 @@ def _plan_open(
         hold = timings.change_after
     if now < since + hold:
         return Plan(
-            actions=tuple(actions),
             wake_at=since + hold,
             pending_digest=target_digest,
             pending_since=since,
@@ -309,7 +312,6 @@ def _plan_open(
         )
     if coalesced is not None and now < coalesced:
         return Plan(
-            actions=tuple(actions),
             wake_at=coalesced,
             pending_digest=target_digest,
             pending_since=since,
@@ -317,7 +319,6 @@ def _plan_open(
         )
     if not _budget_allows(status, published, policy):
         return Plan(
-            actions=tuple(actions),
             pending_digest=target_digest,
             pending_since=since,
             held="update budget exhausted: only status changes are still published",

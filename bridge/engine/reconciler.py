@@ -261,7 +261,8 @@ class Reconciler:
                         )
                 if current is not None and current != published:
                     await self._store.save_group(current)
-                for action in result.actions:
+                # A held plan acts on nothing: what it holds back is all of what it would do.
+                for action in () if result.held else result.actions:
                     if isinstance(action, CreateIncident) and (
                         current is None or not current.create_attempted
                     ):
