@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -247,6 +248,8 @@ class TimelineRun:
         if report is None:
             self.trace.append(TraceLine(at, "*", "pass failed"))
             return
+        for key in set(self._last_plans) - set(report.groups):
+            del self._last_plans[key]  # out of the pass: its next plan is news, even if the same
         for key, group in report.groups.items():
             actions = ", ".join(_action_text(a) for a in group.plan.actions) or "-"
             text = (
@@ -711,10 +714,15 @@ async def _run_async(tl: Timeline, base: Path, loop: VirtualTimeLoop) -> Timelin
 def run_timeline(tl: Timeline, path: Path) -> Result:
     """Run one timeline on a fresh virtual-time loop (it must not be called from a running loop)."""
     loop = VirtualTimeLoop(tl.start)
+    # Back-off jitter and breaker probes draw from ``random``: seeded per timeline (and restored
+    # after), a run takes the same path every time.
+    saved = random.getstate()
+    random.seed(tl.name)
     try:
         with scheduler_on(loop):
             run = loop.run_until_complete(_run_async(tl, path.parent, loop))
     finally:
+        random.setstate(saved)
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
