@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bridge.domain import ActionRecord, Alert, ComponentStatus, Impact, PageDirectory, PublishedGroup
+from bridge.domain import (
+    ActionRecord,
+    Alert,
+    ComponentStatus,
+    Impact,
+    IncidentStatus,
+    PageDirectory,
+    PublishedGroup,
+)
 from bridge.engine.desired import build_desired
 from bridge.engine.executor import ActionFailed, Executor, ProviderUnavailable
 from bridge.engine.guard import GuardPolicy, GuardState
@@ -155,10 +162,13 @@ class Reconciler:
 
     async def reconcile_once(self) -> PassReport:
         now = self._clock()
-        started = time.perf_counter()
+        # The loop's clock, not perf_counter: the same in production, and zero on virtual time,
+        # so that pacing (which grows with this cost) never makes a timeline depend on the machine.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         active, alerts = await self._store.scan_active(now=now, ttl=self._ttl, keep=self._relevant)
         evaluation = self._evaluate(alerts)
-        self.last_cost = time.perf_counter() - started
+        self.last_cost = loop.time() - started
         published = await self._store.load_groups()
         paused = bool(await self._store.get_control(PAUSED))
         released_raw = await self._store.get_control(GUARD_RELEASED)
@@ -273,9 +283,18 @@ class Reconciler:
                     current = await self._executor.execute(action, current)
                     if isinstance(action, CreateIncident):
                         self._guard.record_create(now)
-                    elif isinstance(action, ReadBack):
+                    if isinstance(action, ReadBack):
                         # The read is never the last step: plan the group again right away.
                         report.plan = replace(result, wake_at=now)
+                    else:
+                        # What the page answered may not be what was asked (an idempotent replay
+                        # returns the incident as it is now): look again once the coalescing
+                        # window allows the next write, not a whole interval later.
+                        again = now + self.policy.coalesce_window
+                        wake = report.plan.wake_at
+                        report.plan = replace(
+                            report.plan, wake_at=again if wake is None else min(wake, again)
+                        )
             except ActionFailed as exc:
                 report.error = str(exc)
             except Exception as exc:
@@ -361,11 +380,26 @@ class Reconciler:
                         log.warning("could not list open incidents for adoption", error=str(exc))
                 raise
         wanted = {c for c, s in action.components.items() if s is not ComponentStatus.OPERATIONAL}
-        for view in self._adoptable[action.status_page_id]:
+
+        def fits(view: IncidentView) -> bool:
             shown = {c for c, s in view.components.items() if s is not ComponentStatus.OPERATIONAL}
             if view.id in claimed or view.name != action.name:
+                return False
+            return not (wanted and shown and not (wanted & shown))
+
+        for listed in self._adoptable[action.status_page_id]:
+            if not fits(listed):
                 continue
-            if wanted and shown and not (wanted & shown):
+            # The listing is as old as the process: a human may have resolved or changed the
+            # incident since. Only a fresh read of it may be adopted.
+            view = await executor.show(listed.id)
+            if view.incident_status in (None, IncidentStatus.RESOLVED) or not fits(view):
+                self._adoptable[action.status_page_id] = [
+                    v for v in self._adoptable[action.status_page_id] if v.id != listed.id
+                ]
+                log.info(
+                    "not adopting an incident that changed since the page was listed", incident_id=listed.id
+                )
                 continue
             claimed.add(view.id)
             adopted = after_create(
