@@ -60,6 +60,12 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+ENDED_RESOLVED = "resolved"
+"""The source sent the resolve: an ending explained by evidence."""
+ENDED_GONE = "gone"
+"""Alertmanager's API stopped listing the alert without a resolve ever arriving."""
+
+
 class MaintenanceStatus(StrEnum):
     SCHEDULED = "maintenance_scheduled"
     IN_PROGRESS = "maintenance_in_progress"
@@ -87,6 +93,13 @@ class Alert:
     ends_at: datetime | None
     generator_url: str
     received_at: datetime
+    ended_by: str | None = None
+    """How a resolved instance ended: ``resolved`` (the source said so) or ``gone`` (Alertmanager's
+    API no longer lists it); ``None`` while firing. The guard judges a wind-down by it."""
+    suppressed_by: str = ""
+    """The silences and inhibiting alerts Alertmanager's API reports for a firing instance (comma
+    separated; empty: not suppressed). A suppressed instance stops counting but is not resolved:
+    when the silence ends it fires again."""
 
     @property
     def firing(self) -> bool:

@@ -3,9 +3,10 @@
 Alertmanager never sends the resolve of a notification that was not delivered, nor of an alert that
 was silenced or inhibited while firing (bridge/ingest/README.md §1.7). With ``STATUSBRIDGE_ALERTMANAGER_URL``
 set, the bridge asks Alertmanager on every reconcile interval which alerts are active and makes the
-store agree: an alert the store thinks is firing but Alertmanager no longer has is resolved; one
-Alertmanager has that the store lacks (a lost firing notification) is added; silenced ones count as
-resolved unless ``STATUSBRIDGE_SILENCED_COUNTS_AS_RESOLVED=false``. Matching is by fingerprint: the
+store agree: an alert the store thinks is firing but Alertmanager no longer has is resolved (as
+``gone``); one Alertmanager has that the store lacks (a lost firing notification) is added;
+suppressed ones (silenced or inhibited) stop counting until Alertmanager reports them active again,
+unless ``STATUSBRIDGE_SILENCED_COUNTS_AS_RESOLVED=false``. Matching is by fingerprint: the
 API reports ``startsAt`` in milliseconds where webhooks carry nanoseconds.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge.domain import Alert, AlertStatus, Source
+from bridge.domain import ENDED_GONE, Alert, AlertStatus, Source
 from bridge.ingest.payloads import PayloadError, fingerprint, parse_time, str_map
 from bridge.observability import get_logger
 from bridge.store.base import Store
@@ -34,6 +35,9 @@ class PullError(Exception):
 class PulledAlert:
     alert: Alert
     silenced: bool
+    """Suppressed: silenced or inhibited (Alertmanager's ``state: suppressed``)."""
+    suppressed_by: str = ""
+    """The silences and inhibiting alerts, comma separated."""
 
 
 def parse_api_alerts(body: Any, now: datetime) -> list[PulledAlert]:
@@ -64,7 +68,14 @@ def parse_api_alerts(body: Any, now: datetime) -> list[PulledAlert]:
             generator_url=str(raw.get("generatorURL") or ""),
             received_at=now,
         )
-        out.append(PulledAlert(alert, silenced=state == "suppressed"))
+        status = raw.get("status") or {}
+        by = [str(x) for key in ("silencedBy", "inhibitedBy") for x in (status.get(key) or [])]
+        suppressed = state == "suppressed"
+        out.append(
+            PulledAlert(
+                alert, silenced=suppressed, suppressed_by=",".join(by) or ("suppressed" if suppressed else "")
+            )
+        )
     return out
 
 
@@ -88,19 +99,30 @@ def reconcile_with_pull(
     *,
     silenced_counts_as_resolved: bool,
 ) -> list[Alert]:
-    """The alerts to upsert so that the store agrees with Alertmanager (pure)."""
-    firing = {p.alert.fingerprint: p for p in pulled if not (p.silenced and silenced_counts_as_resolved)}
+    """The alerts to upsert so that the store agrees with Alertmanager (pure).
+
+    ``stored`` holds the firing instances, suppressed ones included. An instance Alertmanager no
+    longer lists is resolved as ``gone``; a suppressed one is marked so (it stops counting, and
+    is not resolved); one listed active and unsuppressed fires (again). An instance a webhook
+    resolved is not in ``stored`` and never fires again from here: resolved is terminal, and the
+    API's millisecond ``startsAt`` makes any re-add an older instance than the resolved one.
+    """
+    listed = {p.alert.fingerprint: p for p in pulled}
     mine = {a.fingerprint: a for a in stored if a.source is Source.ALERTMANAGER and a.firing}
     changes: list[Alert] = []
     for fp, alert in mine.items():
-        if fp not in firing:
-            changes.append(replace(alert, status=AlertStatus.RESOLVED, ends_at=now, received_at=now))
-    for fp, p in firing.items():
+        if fp not in listed:
+            changes.append(
+                replace(alert, status=AlertStatus.RESOLVED, ends_at=now, received_at=now, ended_by=ENDED_GONE)
+            )
+    for fp, p in listed.items():
+        suppressed = p.suppressed_by if p.silenced and silenced_counts_as_resolved else ""
         have = mine.get(fp)
         if have is not None and abs(have.starts_at - p.alert.starts_at) < timedelta(seconds=1):
-            changes.append(replace(have, received_at=now))  # still firing: refresh its TTL
+            # The same instance: refresh its TTL, and follow its suppression both ways.
+            changes.append(replace(have, received_at=now, suppressed_by=suppressed))
         elif have is None or p.alert.starts_at > have.starts_at:
-            changes.append(p.alert)
+            changes.append(replace(p.alert, suppressed_by=suppressed))
     return changes
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bridge.domain import (
+    ENDED_RESOLVED,
     ActionRecord,
     Alert,
     AlertStatus,
@@ -57,10 +58,21 @@ class Store(Protocol):
     async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult: ...
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
     async def scan_active(
-        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+        self,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        keep: Callable[[Alert], bool] | None = None,
+        include_suppressed: bool = False,
     ) -> tuple[int, list[Alert]]:
         """How many alerts are active, and those of them ``keep`` wants (all without it). Rows are
-        decoded a chunk at a time, so alerts no rule looks at never pile up in memory."""
+        decoded a chunk at a time, so alerts no rule looks at never pile up in memory. Suppressed
+        instances are active for the pull (``include_suppressed``), not for the page."""
+        ...
+
+    async def alert_endings(self, series: Sequence[str]) -> dict[str, str]:
+        """``source:fingerprint`` -> how the series' latest instance stands: ``firing``,
+        ``suppressed``, or how it ended (``resolved``, ``gone``); unknown series are left out."""
         ...
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]: ...
@@ -99,8 +111,11 @@ def parse_ts(value: str) -> datetime:
 
 
 ALERT_COLUMNS = (
-    "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at"
+    "source, fingerprint, starts_at, status, ends_at, labels, annotations, generator_url, received_at, "
+    "ended_by, suppressed_by"
 )
+ALERT_WIDTH = 11
+"""How many of a row's leading columns :data:`ALERT_COLUMNS` names (the received counters follow)."""
 """The columns :func:`alert_row` fills and :func:`alert_from_row` reads, in that order."""
 
 
@@ -133,7 +148,24 @@ def alert_row(alert: Alert) -> tuple[Any, ...]:
         _CANONICAL.encode(dict(alert.annotations)),
         alert.generator_url,
         ts(alert.received_at),
+        alert.ended_by or (ENDED_RESOLVED if alert.status is AlertStatus.RESOLVED else None),
+        alert.suppressed_by or None,
     )
+
+
+ENDINGS_SQL = """
+    SELECT source, fingerprint, status, ended_by, suppressed_by FROM alerts AS a
+    WHERE a.source || ':' || a.fingerprint = ANY_PLACEHOLDER
+      AND a.starts_at = (SELECT MAX(b.starts_at) FROM alerts AS b
+                         WHERE b.source = a.source AND b.fingerprint = a.fingerprint)
+"""
+
+
+def ending(status: str, ended_by: str | None, suppressed_by: str | None) -> str:
+    if status == AlertStatus.FIRING.value:
+        return "suppressed" if suppressed_by else "firing"
+    # A row the previous release resolved carries no ending: it was a resolve it received.
+    return ended_by or ENDED_RESOLVED
 
 
 def _decode_map(text: str) -> dict[str, str]:
@@ -144,6 +176,7 @@ def _decode_map(text: str) -> dict[str, str]:
 
 def alert_from_row(row: Sequence[Any]) -> Alert:
     source, fingerprint, starts_at, status, ends_at, labels, annotations, url, received = row[:9]
+    ended_by, suppressed_by = row[9], row[10]
     return Alert(
         source=Source(source),
         fingerprint=fingerprint,
@@ -154,6 +187,8 @@ def alert_from_row(row: Sequence[Any]) -> Alert:
         ends_at=parse_ts(ends_at) if ends_at else None,
         generator_url=url,
         received_at=parse_ts(received),
+        ended_by=ended_by,
+        suppressed_by=suppressed_by or "",
     )
 
 

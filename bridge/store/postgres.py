@@ -21,6 +21,8 @@ import asyncpg
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
     ALERT_COLUMNS,
+    ALERT_WIDTH,
+    ENDINGS_SQL,
     SCAN_CHUNK,
     StoredAlert,
     StoreError,
@@ -29,6 +31,7 @@ from bridge.store.base import (
     active_alerts_sql,
     alert_from_row,
     alert_row,
+    ending,
     group_from_json,
     group_to_json,
     parse_ts,
@@ -41,17 +44,19 @@ MIGRATION_LOCK = 0x5354_4252  # "STBR": serialises migrations across replicas
 UPSERT = f"""
 INSERT INTO alerts AS a ({ALERT_COLUMNS}, first_received_at, last_received_at, receive_count)
 SELECT * , 1 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::text[])
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
 ON CONFLICT (source, fingerprint, starts_at) DO UPDATE SET
     status = CASE WHEN a.status = 'resolved' THEN 'resolved' ELSE excluded.status END,
     ends_at = CASE WHEN a.status = 'resolved' THEN a.ends_at ELSE excluded.ends_at END,
+    ended_by = CASE WHEN a.status = 'resolved' THEN a.ended_by ELSE excluded.ended_by END,
+    suppressed_by = CASE WHEN a.status = 'resolved' THEN a.suppressed_by ELSE excluded.suppressed_by END,
     labels = excluded.labels,
     annotations = excluded.annotations,
     generator_url = excluded.generator_url,
     received_at = excluded.received_at,
     last_received_at = excluded.last_received_at,
     receive_count = a.receive_count + 1
-RETURNING source, fingerprint, starts_at, status, (xmax = 0) AS inserted
+RETURNING source, fingerprint, starts_at, status, suppressed_by, (xmax = 0) AS inserted
 """  # noqa: S608 (a constant column list, no input)
 
 
@@ -159,9 +164,9 @@ class PostgresStore:
                 ALERT_LOCK_CLASS,
             )
             before = {
-                (r["source"], r["fingerprint"], r["starts_at"]): r["status"]
+                (r["source"], r["fingerprint"], r["starts_at"]): (r["status"], r["suppressed_by"])
                 for r in await conn.fetch(
-                    "SELECT source, fingerprint, starts_at, status FROM alerts "
+                    "SELECT source, fingerprint, starts_at, status, suppressed_by FROM alerts "
                     "WHERE (source, fingerprint, starts_at) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
                     list(columns[0]),
                     list(columns[1]),
@@ -170,15 +175,28 @@ class PostgresStore:
             }
             result = await conn.fetch(UPSERT, *[list(c) for c in columns])
         changed = sum(
-            1 for r in result if before.get((r["source"], r["fingerprint"], r["starts_at"])) != r["status"]
+            1
+            for r in result
+            if before.get((r["source"], r["fingerprint"], r["starts_at"]))
+            != (r["status"], r["suppressed_by"])
         )
         return UpsertResult(received=len(alerts), changed=changed)
 
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
-        return (await self.scan_active(now=now, ttl=ttl))[1]
+        return (await self.scan_active(now=now, ttl=ttl, include_suppressed=True))[1]
+
+    async def alert_endings(self, series: Sequence[str]) -> dict[str, str]:
+        sql = ENDINGS_SQL.replace("ANY_PLACEHOLDER", "ANY($1::text[])")
+        rows = await self._pool.fetch(sql, list(dict.fromkeys(series)))
+        return {f"{r[0]}:{r[1]}": ending(r[2], r[3], r[4]) for r in rows}
 
     async def scan_active(
-        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+        self,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        keep: Callable[[Alert], bool] | None = None,
+        include_suppressed: bool = False,
     ) -> tuple[int, list[Alert]]:
         count, kept = 0, []
         async with self._pool.acquire() as conn, conn.transaction():
@@ -188,8 +206,10 @@ class PostgresStore:
                 prefetch=SCAN_CHUNK,
             )
             async for record in cursor:
-                count += 1
                 alert = alert_from_row(tuple(record))
+                if alert.suppressed_by and not include_suppressed:
+                    continue
+                count += 1
                 if keep is None or keep(alert):
                     kept.append(alert)
         return count, kept
@@ -202,7 +222,13 @@ class PostgresStore:
             limit,
         )
         return [
-            StoredAlert(alert_from_row(tuple(r)), parse_ts(r[9]), parse_ts(r[10]), int(r[11])) for r in rows
+            StoredAlert(
+                alert_from_row(tuple(r)),
+                parse_ts(r[ALERT_WIDTH]),
+                parse_ts(r[ALERT_WIDTH + 1]),
+                int(r[ALERT_WIDTH + 2]),
+            )
+            for r in rows
         ]
 
     async def prune_alerts(self, *, resolved_before: datetime) -> int:

@@ -31,6 +31,8 @@ import aiosqlite
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
     ALERT_COLUMNS,
+    ALERT_WIDTH,
+    ENDINGS_SQL,
     SCAN_CHUNK,
     StoredAlert,
     StoreError,
@@ -39,6 +41,7 @@ from bridge.store.base import (
     active_alerts_sql,
     alert_from_row,
     alert_row,
+    ending,
     group_from_json,
     group_to_json,
     parse_ts,
@@ -47,10 +50,12 @@ from bridge.store.base import (
 
 UPSERT = f"""
 INSERT INTO alerts ({ALERT_COLUMNS}, first_received_at, last_received_at, receive_count)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 ON CONFLICT (source, fingerprint, starts_at) DO UPDATE SET
     status = CASE WHEN alerts.status = 'resolved' THEN 'resolved' ELSE excluded.status END,
     ends_at = CASE WHEN alerts.status = 'resolved' THEN alerts.ends_at ELSE excluded.ends_at END,
+    ended_by = CASE WHEN alerts.status = 'resolved' THEN alerts.ended_by ELSE excluded.ended_by END,
+    suppressed_by = CASE WHEN alerts.status = 'resolved' THEN alerts.suppressed_by ELSE excluded.suppressed_by END,
     labels = excluded.labels,
     annotations = excluded.annotations,
     generator_url = excluded.generator_url,
@@ -256,43 +261,65 @@ class SQLiteStore:
         for rows, ks in zip(deliveries, keys, strict=True):
             before = {k: state.get(k) for k in ks}
             for key, row in zip(ks, rows, strict=True):
-                if state.get(key) != "resolved":
-                    state[key] = row[3]
+                if (state.get(key) or ("",))[0] != "resolved":
+                    state[key] = (row[3], row[10])
             changed = sum(1 for k in before if before[k] != state[k])
             results.append(UpsertResult(received=len(rows), changed=changed))
         return results
 
-    async def _statuses(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-        out: dict[tuple[str, str, str], str] = {}
+    async def _statuses(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+        """(status, suppressed_by) of each instance that exists."""
+        out: dict[tuple[str, str, str], tuple[str, str | None]] = {}
         unique = list(dict.fromkeys(keys))
         for i in range(0, len(unique), 300):
             chunk = unique[i : i + 300]
             where = " OR ".join("(source = ? AND fingerprint = ? AND starts_at = ?)" for _ in chunk)
             params = [p for k in chunk for p in k]
             async with self._db.execute(
-                f"SELECT source, fingerprint, starts_at, status FROM alerts WHERE {where}",  # noqa: S608 (placeholders only)
+                f"SELECT source, fingerprint, starts_at, status, suppressed_by FROM alerts WHERE {where}",  # noqa: S608 (placeholders only)
                 params,
             ) as cur:
                 for row in await cur.fetchall():
-                    out[(row[0], row[1], row[2])] = row[3]
+                    out[(row[0], row[1], row[2])] = (row[3], row[4])
         return out
 
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
-        return (await self.scan_active(now=now, ttl=ttl))[1]
+        return (await self.scan_active(now=now, ttl=ttl, include_suppressed=True))[1]
 
     async def scan_active(
-        self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
+        self,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        keep: Callable[[Alert], bool] | None = None,
+        include_suppressed: bool = False,
     ) -> tuple[int, list[Alert]]:
         cutoff = ts(now - ttl)
         count, kept = 0, []
         try:
             async with self._reader.execute(active_alerts_sql("?"), (cutoff,)) as cur:
                 while rows := list(await cur.fetchmany(SCAN_CHUNK)):
-                    count += len(rows)
-                    kept += [a for a in map(alert_from_row, rows) if keep is None or keep(a)]
+                    for alert in map(alert_from_row, rows):
+                        if alert.suppressed_by and not include_suppressed:
+                            continue
+                        count += 1
+                        if keep is None or keep(alert):
+                            kept.append(alert)
         except sqlite3.Error as exc:
             raise StoreError(f"store: {self.path}: {exc}") from exc
         return count, kept
+
+    async def alert_endings(self, series: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        wanted = list(dict.fromkeys(series))
+        for i in range(0, len(wanted), 300):
+            chunk = wanted[i : i + 300]
+            sql = ENDINGS_SQL.replace("= ANY_PLACEHOLDER", f"IN ({', '.join('?' for _ in chunk)})")
+            for row in await _all_params(self._reader, sql, chunk):
+                out[f"{row[0]}:{row[1]}"] = ending(row[2], row[3], row[4])
+        return out
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
         where = "" if include_resolved else "WHERE status = 'firing'"
@@ -301,7 +328,15 @@ class SQLiteStore:
             "ORDER BY last_received_at DESC, source, fingerprint, starts_at DESC LIMIT ?"
         )
         rows = await self._read(sql, (limit,))
-        return [StoredAlert(alert_from_row(r), parse_ts(r[9]), parse_ts(r[10]), int(r[11])) for r in rows]
+        return [
+            StoredAlert(
+                alert_from_row(r),
+                parse_ts(r[ALERT_WIDTH]),
+                parse_ts(r[ALERT_WIDTH + 1]),
+                int(r[ALERT_WIDTH + 2]),
+            )
+            for r in rows
+        ]
 
     async def prune_alerts(self, *, resolved_before: datetime) -> int:
         async with self._transaction() as db:
@@ -434,6 +469,11 @@ async def _configure_writer(db: aiosqlite.Connection, path: str, synchronous: st
     await db.execute(f"PRAGMA synchronous={synchronous}")
     await db.execute("PRAGMA busy_timeout=5000")
     await db.execute("PRAGMA foreign_keys=ON")
+
+
+async def _all_params(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    async with db.execute(sql, params) as cur:
+        return list(await cur.fetchall())
 
 
 async def _all(db: aiosqlite.Connection, sql: str) -> list[sqlite3.Row]:

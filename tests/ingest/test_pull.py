@@ -34,17 +34,34 @@ def test_still_active_refreshes_ttl_even_with_millisecond_start() -> None:
 
 
 def test_lost_firing_is_added_and_silenced_counts_as_configured() -> None:
-    pulled = [PulledAlert(alert("new"), silenced=False), PulledAlert(alert("quiet"), silenced=True)]
+    pulled = [
+        PulledAlert(alert("new"), silenced=False),
+        PulledAlert(alert("quiet"), silenced=True, suppressed_by="silence-1"),
+    ]
     changes = reconcile_with_pull([alert("quiet")], pulled, NOW, silenced_counts_as_resolved=True)
-    assert {(c.fingerprint, c.status) for c in changes} == {
-        ("new", AlertStatus.FIRING),
-        ("quiet", AlertStatus.RESOLVED),
+    # A silenced instance is suppressed, not resolved: it fires again when the silence ends.
+    assert {(c.fingerprint, c.status, c.suppressed_by) for c in changes} == {
+        ("new", AlertStatus.FIRING, ""),
+        ("quiet", AlertStatus.FIRING, "silence-1"),
     }
     changes = reconcile_with_pull([alert("quiet")], pulled, NOW, silenced_counts_as_resolved=False)
-    assert {(c.fingerprint, c.status) for c in changes} == {
-        ("new", AlertStatus.FIRING),
-        ("quiet", AlertStatus.FIRING),
+    assert {(c.fingerprint, c.status, c.suppressed_by) for c in changes} == {
+        ("new", AlertStatus.FIRING, ""),
+        ("quiet", AlertStatus.FIRING, ""),
     }
+
+
+def test_a_suppressed_instance_fires_again_and_a_gone_one_ends_as_gone() -> None:
+    quiet = replace(alert("quiet"), suppressed_by="silence-1")
+    changes = reconcile_with_pull(
+        [quiet, alert("old")],
+        [PulledAlert(alert("quiet"), silenced=False)],
+        NOW,
+        silenced_counts_as_resolved=True,
+    )
+    by_fp = {c.fingerprint: c for c in changes}
+    assert by_fp["quiet"].status is AlertStatus.FIRING and by_fp["quiet"].suppressed_by == ""
+    assert by_fp["old"].status is AlertStatus.RESOLVED and by_fp["old"].ended_by == "gone"
 
 
 def test_parse_api_alerts_skips_garbage() -> None:

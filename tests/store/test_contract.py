@@ -152,6 +152,41 @@ async def test_groups_and_action_log_survive_reopen(store_factory: StoreFactory)
     assert len(await reopened.list_alerts()) == 1
 
 
+async def test_how_alerts_ended_and_suppression(store_factory: StoreFactory) -> None:
+    """The evidence the guard judges by, and suppression as a state of a firing instance."""
+    store = await store_factory()
+    await store.upsert_alerts([alert("a"), alert("b"), alert("c"), alert("d")])
+    await store.upsert_alerts(
+        [
+            alert("a", AlertStatus.RESOLVED),  # a webhook resolve
+            replace(alert("b", AlertStatus.RESOLVED), ended_by="gone"),  # the pull stopped seeing it
+            replace(alert("c"), suppressed_by="silence-1"),
+        ]
+    )
+    endings = await store.alert_endings(
+        ["alertmanager:a", "alertmanager:b", "alertmanager:c", "alertmanager:d", "alertmanager:zz"]
+    )
+    assert endings == {
+        "alertmanager:a": "resolved",
+        "alertmanager:b": "gone",
+        "alertmanager:c": "suppressed",
+        "alertmanager:d": "firing",
+    }
+    # A suppressed instance is not on the page's side, but the pull still sees it.
+    _, for_page = await store.scan_active(now=T0, ttl=timedelta(hours=1))
+    assert sorted(x.fingerprint for x in for_page) == ["d"]
+    assert sorted(x.fingerprint for x in await store.active_alerts(now=T0, ttl=timedelta(hours=1))) == [
+        "c",
+        "d",
+    ]
+    # The silence ends: the same instance fires again (a change worth waking the reconciler for).
+    assert (await store.upsert_alerts([alert("c")])).changed == 1
+    assert (await store.alert_endings(["alertmanager:c"]))["alertmanager:c"] == "firing"
+    # Resolved stays terminal, whatever a later delivery of the instance says.
+    await store.upsert_alerts([replace(alert("a"), suppressed_by="silence-2")])
+    assert (await store.alert_endings(["alertmanager:a"]))["alertmanager:a"] == "resolved"
+
+
 async def test_rule_settings_are_kept_with_the_group(store_factory: StoreFactory) -> None:
     """What a quiet group winds down with: the rule's settings, recorded with the published group."""
     store = await store_factory()

@@ -53,7 +53,9 @@ async def test_a_failing_batch_leaves_nothing_and_the_store_usable(store: SQLite
 async def test_reads_never_see_a_transaction_in_flight(store: SQLiteStore) -> None:
     async with store._transaction() as db:
         await db.execute(
-            "INSERT INTO alerts VALUES ('alertmanager', 'f', ?, 'firing', NULL, '{}', '{}', '', ?, ?, ?, 1)",
+            "INSERT INTO alerts (source, fingerprint, starts_at, status, ends_at, labels, annotations, "
+            "generator_url, received_at, first_received_at, last_received_at, receive_count) "
+            "VALUES ('alertmanager', 'f', ?, 'firing', NULL, '{}', '{}', '', ?, ?, ?, 1)",
             (T, T, T, T),
         )
         assert await store.list_alerts() == [], "a read saw an uncommitted row"
@@ -65,7 +67,9 @@ async def test_reads_never_see_a_transaction_in_flight(store: SQLiteStore) -> No
     async def insert_then_fail() -> None:
         async with store._transaction() as db:
             await db.execute(
-                "INSERT INTO alerts VALUES ('grafana', 'g', ?, 'firing', NULL, '{}', '{}', '', ?, ?, ?, 1)",
+                "INSERT INTO alerts (source, fingerprint, starts_at, status, ends_at, labels, annotations, "
+                "generator_url, received_at, first_received_at, last_received_at, receive_count) "
+                "VALUES ('grafana', 'g', ?, 'firing', NULL, '{}', '{}', '', ?, ?, ?, 1)",
                 (T, T, T, T),
             )
             raise Boom

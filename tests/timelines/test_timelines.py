@@ -18,7 +18,6 @@ FILES = sorted(HERE.glob("*.yaml"))
 KNOWN_BUGS: dict[str, str] = {
     "bug2-explicit-resolves-not-held.yaml": "the guard holds explicit resolves as a mass resolve",
     "bug6-flapping-is-damped.yaml": "no flap damping: an update per flip",
-    "bug8-silence-ends-and-the-alert-returns.yaml": "a suppressed alert is written resolved for good",
 }
 """File name -> the bug it shows, for timelines whose fix has not landed yet."""
 
