@@ -299,6 +299,9 @@ class PublishedGroup:
     settings: GroupSettings | None = None
     """The rule's settings as of the last pass that saw the group firing (``None``: a record
     written before they were kept; the built-in defaults then apply)."""
+    alerts: tuple[str, ...] = ()
+    """The series (``source:fingerprint``) firing for the group as of that pass: how they ended is
+    the guard's evidence when the group winds down."""
 
     @property
     def open(self) -> bool:

@@ -244,7 +244,11 @@ async def test_blast_radius_guard_lets_a_persistent_condition_through(
     assert len(page_incidents(sandbox)) == 3
 
 
-async def test_mass_resolve_is_held(bridge: Bridge, sandbox: SandboxServer) -> None:
+async def test_mass_resolve_while_a_heartbeat_is_missing_is_held(
+    bridge: Bridge, sandbox: SandboxServer
+) -> None:
+    """The rules have a Watchdog heartbeat that never arrived: explicit resolves prove nothing
+    (a Prometheus that lost its targets resolves everything explicitly)."""
     server = await bridge(max_new_incidents=10)
     for svc in ("a", "b", "c"):
         await fire(server, svc)
@@ -254,7 +258,43 @@ async def test_mass_resolve_is_held(bridge: Bridge, sandbox: SandboxServer) -> N
     for svc in ("a", "b", "c"):
         await fire(server, svc, status="resolved")
     report = await reconcile(server)
+    assert report.blind == ["watchdog"]
     assert len(report.guard) == 3
+    assert all("heartbeat is missing" in why for why in report.guard.values())
+    assert all(i.status == "investigating" for i in page_incidents(sandbox))
+
+
+async def test_explicit_resolves_with_the_heartbeat_present_are_published(
+    bridge: Bridge, sandbox: SandboxServer
+) -> None:
+    server = await bridge(max_new_incidents=10)
+    await fire(server, "none", name="Watchdog")
+    for svc in ("a", "b", "c"):
+        await fire(server, svc)
+    await reconcile(server)
+    server.clock.advance(60)
+    await fire(server, "none", name="Watchdog")
+    for svc in ("a", "b", "c"):
+        await fire(server, svc, status="resolved")
+    report = await reconcile(server)
+    assert report.blind == []
+    assert report.guard == {}
+    assert all(i.status == "monitoring" for i in page_incidents(sandbox))
+
+
+async def test_alerts_that_vanish_at_once_are_held(bridge: Bridge, sandbox: SandboxServer) -> None:
+    """No resolve came: the alerts stopped being received and expired (TTL)."""
+    server = await bridge(max_new_incidents=10, alert_ttl="10m")
+    await fire(server, "none", name="Watchdog")
+    for svc in ("a", "b", "c"):
+        await fire(server, svc)
+    await reconcile(server)
+    server.clock.advance(11 * 60)
+    await fire(server, "none", name="Watchdog")
+    report = await reconcile(server)
+    assert report.blind == []
+    assert len(report.guard) == 3
+    assert all("no resolve from their source" in why for why in report.guard.values())
     assert all(i.status == "investigating" for i in page_incidents(sandbox))
 
 

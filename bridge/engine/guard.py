@@ -1,11 +1,17 @@
 """The blast-radius guard: hold publications that look like a broken pipeline, not an outage.
 
-Two conditions, both measured at planning time: more than ``max_new`` incidents opening within
-``window`` (a rule gone wrong, a label rename, a monitoring outage reporting everything down), and
-more than half of the open incidents resolving at once (an Alertmanager restart that lost its
-state). While a condition holds, those publications wait — visible in the state API, logged and
-metered — until an admin releases them, or the condition has persisted for ``release_after`` (a
-real mass event should still reach the page). Pure: it takes ``now`` and returns what to hold.
+It judges evidence. Two conditions, both measured at planning time: more than ``max_new``
+incidents opening within ``window`` (a rule gone wrong, a label rename, a monitoring outage
+reporting everything down), and more than half of the open incidents winding down at once while
+their alerts *vanished* — a TTL expiry, a pull that no longer sees them, a rules reload that no
+longer matches them, a lost store — rather than being resolved by their source (an Alertmanager
+restart that lost its state looks like that). A wind-down whose alerts the source explicitly
+resolved (or Alertmanager silenced) is explained and never held — unless a heartbeat rule is
+blind at that moment: a Prometheus that lost its targets resolves everything explicitly.
+
+While a condition holds, those publications wait — visible in the state API, logged and metered —
+until an admin releases them, or the condition has persisted for ``release_after`` (a real mass
+event should still reach the page). Pure: it takes ``now`` and the evidence and returns what to hold.
 """
 
 from __future__ import annotations
@@ -63,8 +69,14 @@ def check(
     state: GuardState,
     *,
     released_at: datetime | None,
+    explained: Mapping[str, bool] | None = None,
+    blind: bool = False,
 ) -> dict[str, str]:
-    """Group key -> why its publication is held (empty: nothing held). Updates ``state.since``."""
+    """Group key -> why its publication is held (empty: nothing held). Updates ``state.since``.
+
+    ``explained`` says, per winding-down group, whether every alert behind it was resolved by its
+    source or silenced (missing: not explained); ``blind`` (a heartbeat is missing) explains none."""
+    explained = explained or {}
     while state.creates and state.creates[0] <= now - policy.window:
         state.creates.popleft()
     held: dict[str, str] = {}
@@ -77,11 +89,16 @@ def check(
         f"{recent + len(opening)} new incidents within {policy.window} (limit {policy.max_new})",
     )
     open_groups = [k for k, p in published.items() if p.open and not p.taken_over]
-    resolving = [k for k, p in plans.items() if k in open_groups and _winds_down(p)]
+    resolving = [
+        k
+        for k, p in plans.items()
+        if k in open_groups and _winds_down(p) and (blind or not explained.get(k, False))
+    ]
+    why = "with no resolve from their source" if not blind else "while a heartbeat is missing"
     conditions[MASS_RESOLVE] = (
         len(open_groups) >= 2 and len(resolving) * 2 > len(open_groups),
         resolving,
-        f"{len(resolving)} of {len(open_groups)} open incidents resolving at once",
+        f"{len(resolving)} of {len(open_groups)} open incidents resolving at once {why}",
     )
     for name, (active, keys, why) in conditions.items():
         if not active:

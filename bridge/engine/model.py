@@ -59,6 +59,11 @@ class DesiredGroup:
         return bool(self.components)
 
     @property
+    def alert_series(self) -> tuple[str, ...]:
+        """Every firing series behind the group (``source:fingerprint``), sorted."""
+        return tuple(sorted({a for reason in self.reasons.values() for a in reason.alerts}))
+
+    @property
     def settings(self) -> GroupSettings:
         """What is recorded with the published group, to apply once no alert fires any more."""
         return GroupSettings(timings=self.timings, notify=self.notify, resolved_message=self.resolved_message)
@@ -87,6 +92,8 @@ class CreateIncident:
     incident_status: IncidentStatus = IncidentStatus.INVESTIGATING
     settings: GroupSettings | None = None
     """The rule's settings, recorded with the created group."""
+    alerts: tuple[str, ...] = ()
+    """The series behind it, recorded with the created group (the guard's evidence)."""
 
 
 @dataclass(frozen=True, slots=True)

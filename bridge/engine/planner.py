@@ -102,10 +102,14 @@ def group_settings(desired: DesiredGroup | None, published: PublishedGroup | Non
 
 
 def with_settings(published: PublishedGroup | None, desired: DesiredGroup | None) -> PublishedGroup | None:
-    """Record the desired state's settings with an existing group when they changed."""
-    if published is None or desired is None or published.settings == desired.settings:
+    """Record with an existing group what a firing pass knows and a quiet one will need: the
+    rule's settings and the series behind it (the guard's evidence), when they changed."""
+    if published is None or desired is None:
         return published
-    return replace(published, settings=desired.settings)
+    series = desired.alert_series if desired.firing else published.alerts
+    if published.settings == desired.settings and published.alerts == series:
+        return published
+    return replace(published, settings=desired.settings, alerts=series)
 
 
 def _notifies(policy: NotifyPolicy, status: IncidentStatus) -> bool:
@@ -146,6 +150,7 @@ def _plan_closed(
                 notify_subscribers=desired.notify in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE),
                 idempotency_key=idempotency_key(desired.key, episode),
                 settings=desired.settings,
+                alerts=desired.alert_series,
             ),
         )
     )
@@ -377,6 +382,7 @@ def after_create(
         taken_over=False,
         taken_over_reason=None,
         settings=action.settings if action.settings is not None else base.settings,
+        alerts=action.alerts or base.alerts,
     )
 
 

@@ -64,6 +64,8 @@ PASS_DUTY_FACTOR = 3.0
 MAX_PASS_PAUSE = 5.0
 """...but never longer than this (seconds): a huge store must not make the page lag by minutes."""
 UnderMaintenance = Callable[[datetime], Mapping[str, Set[str]]]
+EXPLAINED_ENDINGS = frozenset({"resolved", "suppressed"})
+"""How an alert may end for its group's wind-down to be explained by evidence (see guard.py)."""
 
 
 class MaintenanceSource(Protocol):
@@ -79,6 +81,7 @@ class ReconcileStore(Protocol):
     async def load_groups(self) -> dict[str, PublishedGroup]: ...
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
     async def get_control(self, key: str) -> Any: ...
+    async def alert_endings(self, series: Sequence[str]) -> dict[str, str]: ...
     async def load_published_maintenances(self) -> dict[str, dict[str, Any]]: ...
     async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
 
@@ -207,13 +210,20 @@ class Reconciler:
         plans = {k: plan(desired.get(k), published.get(k), now, self.policy) for k in sorted(keys)}
         report = PassReport(at=now, alerts=active, paused=paused, maintenances=maintenance_report)
         report.wake_at = wake_maintenance
-        report.guard = guard_check(
-            plans, published, now, self.guard_policy, self._guard, released_at=released_at
-        )
         report.blind = sorted(
             name
             for name, (timeout, last) in evaluation.heartbeats.items()
             if last is None or now - last > timeout
+        )
+        report.guard = guard_check(
+            plans,
+            published,
+            now,
+            self.guard_policy,
+            self._guard,
+            released_at=released_at,
+            explained=await self._evidence(plans, published, desired),
+            blind=bool(report.blind),
         )
         claimed = {p.incident_id for p in published.values() if p.incident_id}
         results = await asyncio.gather(
@@ -234,6 +244,26 @@ class Reconciler:
         report.provider_down = self._executor is not None and self._executor.breaker.open
         self.last = report
         return report
+
+    async def _evidence(
+        self,
+        plans: Mapping[str, Plan],
+        published: Mapping[str, PublishedGroup],
+        desired: Mapping[str, DesiredGroup],
+    ) -> dict[str, bool]:
+        """Per open group winding down with nothing firing: were all its alerts resolved by their
+        source (or silenced)? Asked of the store, so the answer is the same after a restart."""
+        quiet = {
+            k: published[k].alerts
+            for k in plans
+            if k in published and published[k].open and not (k in desired and desired[k].firing)
+        }
+        series = [a for alerts in quiet.values() for a in alerts]
+        endings = await self._store.alert_endings(series) if series else {}
+        return {
+            k: bool(alerts) and all(endings.get(a) in EXPLAINED_ENDINGS for a in alerts)
+            for k, alerts in quiet.items()
+        }
 
     async def _group(
         self,

@@ -247,6 +247,7 @@ def group_from_json(text: str) -> PublishedGroup:
         data["incident_status"] = IncidentStatus(data["incident_status"])
     # A record written before settings were kept has none: the built-in defaults apply to it.
     data["settings"] = settings_from_json(data.get("settings"))
+    data["alerts"] = tuple(data.get("alerts") or ())
     known = PublishedGroup.__dataclass_fields__
     return PublishedGroup(**{k: v for k, v in data.items() if k in known})
 

@@ -16,7 +16,6 @@ HERE = Path(__file__).resolve().parent
 FILES = sorted(HERE.glob("*.yaml"))
 
 KNOWN_BUGS: dict[str, str] = {
-    "bug2-explicit-resolves-not-held.yaml": "the guard holds explicit resolves as a mass resolve",
     "bug6-flapping-is-damped.yaml": "no flap damping: an update per flip",
 }
 """File name -> the bug it shows, for timelines whose fix has not landed yet."""
