@@ -402,6 +402,9 @@ def _after_pass(rt: Runtime, report: PassReport | None) -> None:
             misfire_grace_time=None,
         )
     rt.metrics.guard_held.set(len(report.guard))
+    rt.metrics.flapping.set(
+        sum(1 for g in report.groups.values() if g.published is not None and g.published.flapping_since)
+    )
     if report.guard:
         log.warning("blast-radius guard holds publications", groups=sorted(report.guard))
 

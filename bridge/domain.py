@@ -163,6 +163,13 @@ class Timings:
     change_after: timedelta = timedelta(0)
     downgrade_after: timedelta | None = None
     """Hold for a status *improvement* inside an open incident; ``None`` means ``change_after``."""
+    flap_threshold: int = 4
+    """More flips between firing and clear than this within ``flap_window`` is flapping (0: off).
+    Nagios' flap detection calls a service flapping past about 20-25 % state changes over its
+    last 21 checks, i.e. 4-5 changes; a group flipping 5 times in 10 minutes is no longer news
+    that subscribers can act on, each flip would only alternate the page."""
+    flap_window: timedelta = timedelta(minutes=10)
+    """How far back flips count, and how long a flapping group must stay quiet before monitoring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +192,7 @@ class Impact:
     message: str
     resolved_message: str
     component_name: str = ""
+    intermittent_message: str = ""
     timings: Timings = field(default_factory=Timings)
     notify: NotifyPolicy = NotifyPolicy.NEVER
     suppress_during_maintenance: bool = True
@@ -250,6 +258,7 @@ class GroupSettings:
     timings: Timings = field(default_factory=Timings)
     notify: NotifyPolicy = NotifyPolicy.NEVER
     resolved_message: str = ""
+    intermittent_message: str = ""
 
 
 def utcnow() -> datetime:
@@ -302,6 +311,14 @@ class PublishedGroup:
     alerts: tuple[str, ...] = ()
     """The series (``source:fingerprint``) firing for the group as of that pass: how they ended is
     the guard's evidence when the group winds down."""
+    last_firing: bool | None = None
+    """Whether the group fired at the last pass that saw its incident open (flip detection)."""
+    flips: tuple[datetime, ...] = ()
+    """When the open group flipped between firing and clear, within the flap window."""
+    flapping_since: datetime | None = None
+    """Set when the flips passed the threshold; cleared once no flip came for a flap window."""
+    flap_announced: bool = False
+    """The one update saying the problem is intermittent has been published for this episode."""
 
     @property
     def open(self) -> bool:

@@ -58,6 +58,11 @@ class Metrics:
             "statusbridge_groups_held", "Groups with a publication held back", registry=r
         )
         self.blind = Gauge("statusbridge_blind", "1 while a heartbeat alert is missing", registry=r)
+        self.flapping = Gauge(
+            "statusbridge_flapping_groups",
+            "Open incident groups flapping between firing and clear (damped: see flap_threshold)",
+            registry=r,
+        )
         self.guard_held = Gauge(
             "statusbridge_guard_held_groups",
             "Groups whose publication the blast-radius guard holds",

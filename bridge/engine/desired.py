@@ -72,6 +72,7 @@ def build_desired(
             name=first.incident_name,
             message=first.message,
             resolved_message=first.resolved_message,
+            intermittent_message=first.intermittent_message,
             components=components,
             first_firing_at=group.first_firing_at if components else None,
             timings=first.timings,

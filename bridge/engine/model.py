@@ -50,6 +50,8 @@ class DesiredGroup:
     """``starts_at`` of the earliest eligible firing alert: what ``open_after`` is measured from."""
     timings: Timings = field(default_factory=Timings)
     notify: NotifyPolicy = NotifyPolicy.NEVER
+    intermittent_message: str = ""
+    """The rule's text for the one update that says a flapping problem is intermittent."""
     reasons: Mapping[str, ComponentReason] = field(default_factory=dict)
     suppressed: tuple[str, ...] = ()
     """Components whose alerts were not allowed to open an incident (maintenance in progress)."""
@@ -66,7 +68,12 @@ class DesiredGroup:
     @property
     def settings(self) -> GroupSettings:
         """What is recorded with the published group, to apply once no alert fires any more."""
-        return GroupSettings(timings=self.timings, notify=self.notify, resolved_message=self.resolved_message)
+        return GroupSettings(
+            timings=self.timings,
+            notify=self.notify,
+            resolved_message=self.resolved_message,
+            intermittent_message=self.intermittent_message,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,8 @@ class UpdateIncident:
     components: Mapping[str, ComponentStatus] | None
     message: str
     notify_subscribers: bool
+    announces_flapping: bool = False
+    """This is the one update saying the problem is intermittent."""
 
 
 @dataclass(frozen=True, slots=True)

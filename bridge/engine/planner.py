@@ -254,8 +254,67 @@ def _budget_allows(status: IncidentStatus, published: PublishedGroup, policy: Po
     return published.update_count < limit
 
 
+DEFAULT_INTERMITTENT = "The problem is intermittent. We are keeping this incident open until it is stable."
+
+
+def note_flip(
+    published: PublishedGroup | None, desired: DesiredGroup | None, now: datetime
+) -> PublishedGroup | None:
+    """Record a flip of an open group between firing and clear, and whether it is flapping.
+
+    Flapping starts when the flips within ``flap_window`` pass ``flap_threshold``, and lasts
+    until no flip has come for a whole ``flap_window``."""
+    if published is None or not published.open or published.taken_over:
+        return published
+    firing = desired is not None and desired.firing
+    timings = group_settings(desired, published).timings
+    flips = tuple(t for t in published.flips if t > now - timings.flap_window)
+    if published.last_firing is not None and firing != published.last_firing:
+        flips = (*flips, now)
+    since = published.flapping_since
+    if timings.flap_threshold and len(flips) > timings.flap_threshold and since is None:
+        since = now
+    if since is not None and not flips:
+        since = None
+    if (flips, firing, since) == (published.flips, published.last_firing, published.flapping_since):
+        return published
+    return replace(published, flips=flips, last_firing=firing, flapping_since=since)
+
+
+def _flapping_target(
+    status: IncidentStatus, components: Mapping[str, ComponentStatus], published: PublishedGroup
+) -> tuple[IncidentStatus, dict[str, ComponentStatus]]:
+    """While flapping: still investigating, each component at the worst status seen."""
+    worst_seen = dict(published.components)
+    for c, st in components.items():
+        if SEVERITY[st] > SEVERITY[worst_seen.get(c, ComponentStatus.OPERATIONAL)]:
+            worst_seen[c] = st
+    if status is IncidentStatus.MONITORING:
+        status = published.incident_status or IncidentStatus.INVESTIGATING
+        if status is IncidentStatus.MONITORING:
+            status = IncidentStatus.INVESTIGATING
+    return status, worst_seen
+
+
 def _plan_open(
     desired: DesiredGroup | None, published: PublishedGroup, now: datetime, policy: Policy
+) -> Plan:
+    if published.flapping_since is None:
+        return _plan_open_steady(desired, published, now, policy, flapping=False)
+    window = group_settings(desired, published).timings.flap_window
+    quiet_at = (published.flips[-1] if published.flips else now) + window
+    result = _plan_open_steady(desired, published, now, policy, flapping=True)
+    if result.held or result.actions:
+        wake = quiet_at if result.wake_at is None else min(result.wake_at, quiet_at)
+        return replace(result, wake_at=wake)
+    return Plan(
+        wake_at=quiet_at,
+        held=f"flapping: open at the worst status seen; monitoring once quiet until {quiet_at.isoformat()}",
+    )
+
+
+def _plan_open_steady(
+    desired: DesiredGroup | None, published: PublishedGroup, now: datetime, policy: Policy, *, flapping: bool
 ) -> Plan:
     assert published.incident_id is not None, "an open incident has an id"
     incident_id = published.incident_id
@@ -270,6 +329,26 @@ def _plan_open(
     coalesced = _coalesce_until(published, policy)
     settings = group_settings(desired, published)
     notify_policy = settings.notify
+    if flapping:
+        status, components = _flapping_target(status, components, published)
+        if not published.flap_announced:
+            # The one extra update a flapping group makes: it says the problem is intermittent.
+            if coalesced is not None and now < coalesced:
+                return Plan(wake_at=coalesced, held="coalescing updates")
+            if not _budget_allows(status, published, policy):
+                return Plan(held="update budget exhausted: only status changes are still published")
+            actions.append(
+                UpdateIncident(
+                    group_key=published.key,
+                    incident_id=incident_id,
+                    incident_status=status,
+                    components=components,
+                    message=settings.intermittent_message or DEFAULT_INTERMITTENT,
+                    notify_subscribers=_notifies(notify_policy, status),
+                    announces_flapping=True,
+                )
+            )
+            return Plan(actions=tuple(actions))
 
     if status == published.incident_status and components == dict(published.components):
         if status is not IncidentStatus.MONITORING:
@@ -383,6 +462,10 @@ def after_create(
         taken_over_reason=None,
         settings=action.settings if action.settings is not None else base.settings,
         alerts=action.alerts or base.alerts,
+        last_firing=None,
+        flips=(),
+        flapping_since=None,
+        flap_announced=False,
     )
 
 
@@ -410,6 +493,7 @@ def after_update(published: PublishedGroup, action: UpdateIncident, now: datetim
         pending_digest=None,
         pending_since=None,
         outcome_unknown=False,
+        flap_announced=published.flap_announced or action.announces_flapping,
     )
 
 

@@ -40,7 +40,7 @@ from bridge.engine.maintenance import (
     plan_maintenances,
 )
 from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy, ReadBack
-from bridge.engine.planner import after_create, after_takeover, plan, with_pending, with_settings
+from bridge.engine.planner import after_create, after_takeover, note_flip, plan, with_pending, with_settings
 from bridge.engine.readback import IncidentView
 from bridge.maintenance import AnyWindow, next_wakeups, under_maintenance
 from bridge.maintenance import desired as desired_maintenances
@@ -199,6 +199,9 @@ class Reconciler:
                 published = await self._publish_maintenances(maintenance_report, published)
         by_id = {(a.source, a.fingerprint): a for a in alerts}
         desired = build_desired(evaluation.impacts, by_id, published, under)
+        # Flips are noted before planning (the plan depends on them) and saved with the group.
+        stored = dict(published)
+        published = {k: note_flip(p, desired.get(k), now) or p for k, p in published.items()}
         keys = set(desired) | {
             k
             for k, p in published.items()
@@ -228,7 +231,9 @@ class Reconciler:
         claimed = {p.incident_id for p in published.values() if p.incident_id}
         results = await asyncio.gather(
             *(
-                self._group(k, desired.get(k), published.get(k), plans[k], now, report, claimed)
+                self._group(
+                    k, desired.get(k), published.get(k), plans[k], now, report, claimed, stored.get(k)
+                )
                 for k in sorted(keys)
             )
         )
@@ -274,6 +279,7 @@ class Reconciler:
         now: datetime,
         report_: PassReport,
         claimed: set[str],
+        stored: PublishedGroup | None = None,
     ) -> GroupReport:
         report = GroupReport(key, desired, published, result)
         if self._executor is None:
@@ -299,7 +305,7 @@ class Reconciler:
                             group=key,
                             incident_id=current.left_open_incident,
                         )
-                if current is not None and current != published:
+                if current is not None and current != (stored if stored is not None else published):
                     await self._store.save_group(current)
                 # A held plan acts on nothing: what it holds back is all of what it would do.
                 for action in () if result.held else result.actions:

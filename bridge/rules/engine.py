@@ -55,6 +55,10 @@ MAX_MESSAGE = 4096
 DEFAULT_NAME = "{{ components | join(', ') }} disruption"
 DEFAULT_MESSAGE = "We are investigating problems affecting {{ components | join(', ') }}."
 DEFAULT_RESOLVED = "This incident has been resolved."
+DEFAULT_INTERMITTENT = (
+    "The problem is intermittent: it keeps recovering and coming back. We are keeping this incident "
+    "open until it has been stable for a while."
+)
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
 
@@ -76,6 +80,8 @@ class Defaults(_Model):
     resolve_after: Duration = timedelta(minutes=5)
     change_after: Duration = timedelta(0)
     downgrade_after: Duration | None = None
+    flap_threshold: int = Field(default=4, ge=0, le=1000)
+    flap_window: Duration = timedelta(minutes=10)
     notify_subscribers: Annotated[NotifyPolicy, BeforeValidator(_notify)] = NotifyPolicy.NEVER
     suppress_during_maintenance: bool = True
 
@@ -90,6 +96,7 @@ class IncidentTexts(_Model):
     name: str = DEFAULT_NAME
     message: str = DEFAULT_MESSAGE
     resolved_message: str = DEFAULT_RESOLVED
+    intermittent_message: str = DEFAULT_INTERMITTENT
 
 
 class HeartbeatSpec(_Model):
@@ -112,6 +119,8 @@ class RuleModel(_Model):
     resolve_after: Duration | None = None
     change_after: Duration | None = None
     downgrade_after: Duration | None = None
+    flap_threshold: int | None = Field(default=None, ge=0, le=1000)
+    flap_window: Duration | None = None
     notify_subscribers: Annotated[NotifyPolicy | None, BeforeValidator(_notify)] = None
     suppress_during_maintenance: bool | None = None
 
@@ -200,6 +209,7 @@ class GroupSpec:
     name: str = ""
     message: str = ""
     resolved_message: str = ""
+    intermittent_message: str = ""
 
 
 @dataclass
@@ -287,6 +297,7 @@ class RuleSet:
                         incident_name=group.name,
                         message=group.message,
                         resolved_message=group.resolved_message,
+                        intermittent_message=group.intermittent_message,
                         component_name=display,
                         timings=rule.timings,
                         notify=rule.notify,
@@ -316,7 +327,12 @@ class RuleSet:
         }
         defaults = {
             k: render(t, context, k, limit=MAX_MESSAGE, what="default")
-            for k, t in (("name", DEFAULT_NAME), ("message", DEFAULT_MESSAGE), ("resolved", DEFAULT_RESOLVED))
+            for k, t in (
+                ("name", DEFAULT_NAME),
+                ("message", DEFAULT_MESSAGE),
+                ("resolved", DEFAULT_RESOLVED),
+                ("intermittent", DEFAULT_INTERMITTENT),
+            )
         }
         group.name = render(
             rule.texts.name, context, defaults["name"], limit=MAX_NAME, what=f"{rule.name}.incident.name"
@@ -334,6 +350,13 @@ class RuleSet:
             defaults["resolved"],
             limit=MAX_MESSAGE,
             what=f"{rule.name}.incident.resolved_message",
+        )
+        group.intermittent_message = render(
+            rule.texts.intermittent_message,
+            context,
+            defaults["intermittent"],
+            limit=MAX_MESSAGE,
+            what=f"{rule.name}.incident.intermittent_message",
         )
 
 
@@ -378,7 +401,7 @@ def _resolve_components(page: PageInfo, ref: str) -> list[tuple[str, str]]:
 
 
 def _check_templates(file: str, rule: RuleModel, problems: list[RuleProblem]) -> None:
-    for key in ("name", "message", "resolved_message"):
+    for key in ("name", "message", "resolved_message", "intermittent_message"):
         text = getattr(rule.incident, key)
         try:
             _env.parse(text)
@@ -516,6 +539,8 @@ def _build_rule(
             resolve_after=rm.resolve_after if rm.resolve_after is not None else d.resolve_after,
             change_after=rm.change_after if rm.change_after is not None else d.change_after,
             downgrade_after=rm.downgrade_after if rm.downgrade_after is not None else d.downgrade_after,
+            flap_threshold=rm.flap_threshold if rm.flap_threshold is not None else d.flap_threshold,
+            flap_window=rm.flap_window if rm.flap_window is not None else d.flap_window,
         ),
         notify=rm.notify_subscribers or d.notify_subscribers,
         suppress_during_maintenance=rm.suppress_during_maintenance

@@ -205,8 +205,11 @@ def settings_to_json(settings: GroupSettings | None) -> dict[str, Any] | None:
         "resolve_after": t.resolve_after.total_seconds(),
         "change_after": t.change_after.total_seconds(),
         "downgrade_after": _seconds(t.downgrade_after),
+        "flap_threshold": t.flap_threshold,
+        "flap_window": t.flap_window.total_seconds(),
         "notify": settings.notify.value,
         "resolved_message": settings.resolved_message,
+        "intermittent_message": settings.intermittent_message,
     }
 
 
@@ -220,9 +223,12 @@ def settings_from_json(data: Mapping[str, Any] | None) -> GroupSettings | None:
             resolve_after=timedelta(seconds=data.get("resolve_after", 300)),
             change_after=timedelta(seconds=data.get("change_after", 0)),
             downgrade_after=None if down is None else timedelta(seconds=down),
+            flap_threshold=int(data.get("flap_threshold", 4)),
+            flap_window=timedelta(seconds=data.get("flap_window", 600)),
         ),
         notify=NotifyPolicy(data.get("notify", NotifyPolicy.NEVER.value)),
         resolved_message=str(data.get("resolved_message", "")),
+        intermittent_message=str(data.get("intermittent_message", "")),
     )
 
 
@@ -234,12 +240,13 @@ def group_to_json(group: PublishedGroup) -> str:
     data["components"] = {k: v.value for k, v in group.components.items()}
     data["incident_status"] = group.incident_status.value if group.incident_status else None
     data["settings"] = settings_to_json(group.settings)
+    data["flips"] = [ts(t) for t in group.flips]
     return json.dumps(data, sort_keys=True)
 
 
 def group_from_json(text: str) -> PublishedGroup:
     data: dict[str, Any] = json.loads(text)
-    for key in ("opened_at", "last_published_at", "monitoring_since", "pending_since"):
+    for key in ("opened_at", "last_published_at", "monitoring_since", "pending_since", "flapping_since"):
         if data.get(key):
             data[key] = parse_ts(data[key])
     data["components"] = {k: ComponentStatus(v) for k, v in (data.get("components") or {}).items()}
@@ -248,6 +255,7 @@ def group_from_json(text: str) -> PublishedGroup:
     # A record written before settings were kept has none: the built-in defaults apply to it.
     data["settings"] = settings_from_json(data.get("settings"))
     data["alerts"] = tuple(data.get("alerts") or ())
+    data["flips"] = tuple(parse_ts(t) for t in data.get("flips") or ())
     known = PublishedGroup.__dataclass_fields__
     return PublishedGroup(**{k: v for k, v in data.items() if k in known})
 

@@ -151,6 +151,48 @@ rules:
     assert f"{path}: rule 'four': incident.name: template error" in text
 
 
+def test_flap_keys_are_checked_in_defaults_and_rules(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+status_page: Acme Status
+rules:
+  - name: one
+    components: [API]
+    flap_window: often
+  - name: two
+    components: [API]
+    flap_threshold: 2
+    flap_window: 90s
+    incident: {intermittent_message: "{{ labels.x | nosuchfilter }}"}
+""",
+    )
+    with pytest.raises(RulesError) as err:
+        load_rules(path, directory_from_seed())
+    text = str(err.value)
+    assert f"{path}: rule 'one': flap_window" in text
+    assert f"{path}: rule 'two': incident.intermittent_message: template error" in text
+    ok = write(
+        tmp_path,
+        """
+status_page: Acme Status
+defaults: {flap_threshold: 0}
+rules:
+  - {name: two, components: [API], flap_threshold: 2, flap_window: 90s}
+  - {name: three, components: [Database]}
+""",
+        name="ok.yaml",
+    )
+    bad_default = write(
+        tmp_path, "status_page: Acme Status\ndefaults: {flap_threshold: -1}\nrules: []\n", "d.yaml"
+    )
+    with pytest.raises(RulesError, match="defaults.flap_threshold"):
+        load_rules(bad_default, directory_from_seed())
+    two, three = load_rules(ok, directory_from_seed()).rules
+    assert (two.timings.flap_threshold, two.timings.flap_window.total_seconds()) == (2, 90)
+    assert three.timings.flap_threshold == 0
+
+
 def test_unknown_and_ambiguous_components(tmp_path: Path) -> None:
     directory = PageDirectory(
         (PageInfo("p", "P", (PageComponent("a", "API", "EU"), PageComponent("b", "API", "US"))),)
