@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--full",
         action="store_true",
-        help="run the resilience drills at their full counts (see tests/resilience/conftest.py)",
+        help="full counts: the resilience drills (tests/resilience/conftest.py) and 5,000 model-based "
+        "timelines (tests/timelines/test_model.py)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis' settings are fixed when the test module is imported, after this hook.
+    if config.getoption("--full"):
+        os.environ["STATUSBRIDGE_MODEL_FULL"] = "1"
 
 
 class FakeClock:

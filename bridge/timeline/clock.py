@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-IDLE_CHECK_SECONDS = 0.0005
+IDLE_CHECK_SECONDS = 0.0001
 """Real pause between the two looks at the worker threads (see the module docstring)."""
 
 

@@ -99,6 +99,9 @@ class HumanAction(_Strict):
     components: dict[str, ComponentStatus] | None = None
     name: str | None = None
     message: str = "Update from the dashboard."
+    required: bool = Field(
+        default=True, description="false: skip quietly when no such incident is ongoing (generated timelines)"
+    )
 
 
 class Fault(_Strict):

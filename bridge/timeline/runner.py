@@ -19,7 +19,7 @@ import json
 import random
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ class Write:
     status: str | None
     detail: str
     notify: bool = False
+    incident_id: str | None = None
 
     def line(self) -> str:
         status = f" {self.status}" if self.status else ""
@@ -73,6 +74,8 @@ class Result:
     path: str
     failures: list[str] = field(default_factory=list)
     report: str = ""
+    run: TimelineRun | None = None
+    """The finished run (its trace, writes and human actions), for callers that look further."""
 
     @property
     def passed(self) -> bool:
@@ -127,7 +130,15 @@ class TimelineRun:
         self._am_url = ""
         self._rules = workdir / "rules"
         self.final_writes: list[Write] = []
+        self.last_state: Any = None
+        """The page as the run ended (the sandbox's state)."""
+        self.request_log: list[dict[str, Any]] = []
+        """Every API request the page saw, as the run ended."""
         self._human_writes: list[tuple[str, str, Any]] = []
+        self.human_acts: list[tuple[timedelta, str, str]] = []
+        """(when, action, incident id) of every human action performed."""
+        self.observer: Callable[[TimelineRun], Awaitable[None]] | None = None
+        """Called after every step (model-based tests check invariants with it)."""
 
     # --- time --------------------------------------------------------------------------------
 
@@ -361,10 +372,12 @@ class TimelineRun:
             if i["name"] == human.incident and i["incident_status"] != "resolved"
         ]
         if not match:
-            self.failures.append(
-                f"at {_fmt(self.elapsed())}: no ongoing incident named {human.incident!r} to {human.action}"
-            )
+            if human.required:
+                self.failures.append(
+                    f"at {_fmt(self.elapsed())}: no ongoing incident named {human.incident!r} to {human.action}"
+                )
             return
+        self.human_acts.append((self.elapsed(), human.action, match[-1]["id"]))
         incident = match[-1]
         if human.action == "rename":
             await self._sandbox_send(
@@ -471,6 +484,20 @@ class TimelineRun:
 
     # --- expectations ------------------------------------------------------------------------
 
+    async def page_state(self) -> Any:
+        """The sandbox's whole state (incidents with their updates and impacts, components)."""
+        return await self._sandbox_get("/_sandbox/state")
+
+    @property
+    def page_id(self) -> str:
+        return self._page_id
+
+    def component_id(self, name: str) -> str:
+        return self._component_id(name)
+
+    def component_name(self, component_id: str) -> str:
+        return self._components.get(component_id, component_id)
+
     async def writes(self) -> list[Write]:
         log = await self._sandbox_get("/_sandbox/requests")
         humans = list(self._human_writes)
@@ -569,7 +596,11 @@ class TimelineRun:
                     await self.loop.settle()
                 else:
                     await self.check(step)
+                if self.observer is not None:
+                    await self.observer(self)
             self.final_writes = await self.writes()
+            self.last_state = await self.page_state()
+            self.request_log = list(await self._sandbox_get("/_sandbox/requests"))
         finally:
             await self.stop()
 
@@ -609,7 +640,12 @@ def _walk_structure(item: Mapping[str, Any], prefix: tuple[str, ...]) -> list[tu
 def _write_of(entry: Mapping[str, Any], start: datetime, components: Mapping[str, str]) -> Write | None:
     write = _classify(entry, start, components)
     if write is not None:
-        write.notify = bool((entry.get("body") or {}).get("notify_subscribers"))
+        body = entry.get("body") or {}
+        write.notify = bool(body.get("notify_subscribers"))
+        path = str(entry["path"])
+        write.incident_id = body.get("status_page_incident_id") or (
+            path.rsplit("/", 1)[-1] if path.startswith("/v2/status_page_incidents/") else None
+        )
     return write
 
 
@@ -704,15 +740,21 @@ def format_report(run: TimelineRun) -> str:
     return "\n".join(lines)
 
 
-async def _run_async(tl: Timeline, base: Path, loop: VirtualTimeLoop) -> TimelineRun:
+async def _run_async(
+    tl: Timeline, base: Path, loop: VirtualTimeLoop, observer: Callable[[TimelineRun], Awaitable[None]] | None
+) -> TimelineRun:
     with tempfile.TemporaryDirectory(prefix="statusbridge-timeline-") as tmp:
         run = TimelineRun(tl, base, loop, Path(tmp))
+        run.observer = observer
         await run.run()
         return run
 
 
-def run_timeline(tl: Timeline, path: Path) -> Result:
-    """Run one timeline on a fresh virtual-time loop (it must not be called from a running loop)."""
+def run_timeline(
+    tl: Timeline, path: Path, observer: Callable[[TimelineRun], Awaitable[None]] | None = None
+) -> Result:
+    """Run one timeline on a fresh virtual-time loop (it must not be called from a running loop).
+    ``observer`` is awaited after every step, with the run (its page, writes and clock)."""
     loop = VirtualTimeLoop(tl.start)
     # Back-off jitter and breaker probes draw from ``random``: seeded per timeline (and restored
     # after), a run takes the same path every time.
@@ -720,10 +762,12 @@ def run_timeline(tl: Timeline, path: Path) -> Result:
     random.seed(tl.name)
     try:
         with scheduler_on(loop):
-            run = loop.run_until_complete(_run_async(tl, path.parent, loop))
+            run = loop.run_until_complete(_run_async(tl, path.parent, loop, observer))
     finally:
         random.setstate(saved)
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    return Result(tl.name, str(path), list(run.failures), format_report(run))
+    result = Result(tl.name, str(path), list(run.failures), format_report(run))
+    result.run = run
+    return result
