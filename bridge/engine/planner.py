@@ -338,13 +338,12 @@ def _plan_open_steady(
             if not _budget_allows(status, published, policy):
                 return Plan(held="update budget exhausted: only status changes are still published")
             actions.append(
-                UpdateIncident(
-                    group_key=published.key,
-                    incident_id=incident_id,
-                    incident_status=status,
-                    components=components,
-                    message=settings.intermittent_message or DEFAULT_INTERMITTENT,
-                    notify_subscribers=_notifies(notify_policy, status),
+                _update(
+                    published,
+                    status,
+                    components,
+                    settings.intermittent_message or DEFAULT_INTERMITTENT,
+                    notify_policy,
                     announces_flapping=True,
                 )
             )
@@ -411,17 +410,30 @@ def _plan_open_steady(
         message = policy.monitoring_message
     else:
         message = desired.message if desired is not None else policy.monitoring_message
-    actions.append(
-        UpdateIncident(
-            group_key=published.key,
-            incident_id=incident_id,
-            incident_status=status,
-            components=components,
-            message=message,
-            notify_subscribers=_notifies(notify_policy, status),
-        )
-    )
+    actions.append(_update(published, status, components, message, notify_policy))
     return Plan(actions=tuple(actions))
+
+
+def _update(
+    published: PublishedGroup,
+    status: IncidentStatus,
+    components: Mapping[str, ComponentStatus],
+    message: str,
+    notify: NotifyPolicy,
+    *,
+    announces_flapping: bool = False,
+) -> UpdateIncident:
+    """An update of the open incident carrying the full component set."""
+    assert published.incident_id is not None
+    return UpdateIncident(
+        group_key=published.key,
+        incident_id=published.incident_id,
+        incident_status=status,
+        components=dict(components),
+        message=message,
+        notify_subscribers=_notifies(notify, status),
+        announces_flapping=announces_flapping,
+    )
 
 
 # --- state transitions recorded with each action's outcome ------------------------------------
