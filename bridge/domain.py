@@ -9,6 +9,7 @@ All types are immutable; time is always timezone-aware UTC.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -261,6 +262,13 @@ class GroupSettings:
     intermittent_message: str = ""
 
 
+def update_digest(status: str, components: Mapping[str, str] | None, message: str) -> str:
+    """What identifies an incident update by its content: status, impacted components, message."""
+    impacted = sorted((c, s) for c, s in (components or {}).items() if s != ComponentStatus.OPERATIONAL.value)
+    text = "\x1f".join([status, ";".join(f"{c}={s}" for c, s in impacted), message.strip()])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 def utcnow() -> datetime:
     """The only wall clock in the code base: everything below the wiring layer takes ``now``."""
     return datetime.now(UTC)
@@ -319,6 +327,10 @@ class PublishedGroup:
     """Set when the flips passed the threshold; cleared once no flip came for a flap window."""
     flap_announced: bool = False
     """The one update saying the problem is intermittent has been published for this episode."""
+    sent: tuple[str, ...] = ()
+    """Content digests (:func:`update_digest`) of every update the bridge sent for this episode,
+    written ahead of each request. An update on the page with one of these is the bridge's own,
+    however late it landed, whichever replica sent it."""
 
     @property
     def open(self) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from bridge.domain import ActionRecord, PublishedGroup
+from bridge.domain import ActionRecord, PublishedGroup, update_digest
 from bridge.engine.breaker import Breaker
 from bridge.engine.model import Action, CreateIncident, ReadBack, RenameIncident, UpdateIncident
 from bridge.engine.planner import after_create, after_rename, after_update, before_create
@@ -193,8 +193,15 @@ class Executor:
             return await self._create(action, published)
         assert published is not None, "only creates start from nothing"
         if isinstance(action, UpdateIncident):
+            # Its content is written ahead with the request: if it lands late, a read-back
+            # recognises it as the bridge's own (see readback.after_read_back).
+            digest = update_digest(
+                action.incident_status.value,
+                {c: s.value for c, s in (action.components or {}).items()},
+                action.message,
+            )
             return await self._write(
-                published,
+                replace(published, sent=(*published.sent, digest)),
                 "update",
                 lambda: self._api.update(action),
                 lambda p: after_update(p, action, self._clock()),

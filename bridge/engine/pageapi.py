@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from bridge.domain import ComponentStatus, IncidentStatus
+from bridge.domain import ComponentStatus, IncidentStatus, update_digest
 from bridge.engine.executor import ActionFailed, IncidentGone, OutcomeUnknown
 from bridge.engine.model import CreateIncident, RenameIncident, UpdateIncident
 from bridge.engine.readback import IncidentView
@@ -39,6 +39,14 @@ def incident_view(incident: Incident) -> IncidentView:
         components=components,
         update_count=len(incident.updates),
         impacted=frozenset(i.component_id for i in incident.component_impacts if i.end_at is None),
+        digests=tuple(
+            update_digest(
+                str(u.incident_status),
+                {c.component_id: str(c.component_status) for c in u.component_statuses},
+                u.message,
+            )
+            for u in sorted(incident.updates, key=lambda u: u.published_at, reverse=True)
+        ),
     )
 
 

@@ -478,6 +478,7 @@ def after_create(
         flips=(),
         flapping_since=None,
         flap_announced=False,
+        sent=() if base.episode != action.episode or base.incident_id != incident_id else base.sent,
     )
 
 

@@ -31,6 +31,8 @@ class IncidentView:
     update_count: int
     impacted: frozenset[str] = frozenset()
     """Components with an ongoing impact period on the page (what a maintenance completion can erase)."""
+    digests: tuple[str, ...] = ()
+    """Content digest of each update, newest first (``update_digest``)."""
 
 
 def _differs(published: PublishedGroup, page: IncidentView) -> str | None:
@@ -66,11 +68,20 @@ def after_read_back(published: PublishedGroup, page: IncidentView, now: datetime
             monitoring_since=monitoring_since,
             outcome_unknown=False,
         )
+    extra = page.update_count - published.update_count
+    if extra > 0 and page.digests and all(d in published.sent for d in page.digests[:extra]):
+        # Every update the record lacks has the content of one the bridge sent: its own writes,
+        # landed after their outcome was judged (a late request, a dead leader's last write).
+        return replace(
+            published,
+            name=page.name,
+            incident_status=page.incident_status or published.incident_status,
+            components=dict(page.components) or dict(published.components),
+            update_count=page.update_count,
+            outcome_unknown=False,
+        )
     reason: str | None
-    if page.update_count > published.update_count:
-        reason = f"{page.update_count - published.update_count} update(s) the bridge did not post"
-    else:
-        reason = _differs(published, page)
+    reason = f"{extra} update(s) the bridge did not post" if extra > 0 else _differs(published, page)
     if reason is None and page.name != published.name:
         reason = "renamed on the page"
     if reason is None:

@@ -256,6 +256,7 @@ def group_from_json(text: str) -> PublishedGroup:
     data["settings"] = settings_from_json(data.get("settings"))
     data["alerts"] = tuple(data.get("alerts") or ())
     data["flips"] = tuple(parse_ts(t) for t in data.get("flips") or ())
+    data["sent"] = tuple(data.get("sent") or ())
     known = PublishedGroup.__dataclass_fields__
     return PublishedGroup(**{k: v for k, v in data.items() if k in known})
 
