@@ -324,6 +324,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             epoch=lambda: getattr(store, "epoch", 0) or 0,
             on_drift=rt.metrics.drift.inc,
             on_recover=rt.changed.set,
+            late_write_window=2 * s.incidentio_timeout,
         )
     rt.reconciler = Reconciler(
         store=store,

@@ -327,6 +327,10 @@ class PublishedGroup:
     """Set when the flips passed the threshold; cleared once no flip came for a flap window."""
     flap_announced: bool = False
     """The one update saying the problem is intermittent has been published for this episode."""
+    unknown_since: datetime | None = None
+    """When the write whose outcome is unknown was sent (written ahead with it)."""
+    recheck_at: datetime | None = None
+    """A read-back found that write not landed yet while it still could: read again then."""
     sent: tuple[str, ...] = ()
     """Content digests (:func:`update_digest`) of every update the bridge sent for this episode,
     written ahead of each request. An update on the page with one of these is the bridge's own,

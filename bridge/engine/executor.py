@@ -102,8 +102,12 @@ class Executor:
         on_drift: Callable[[], None] = lambda: None,
         on_recover: Callable[[], None] = lambda: None,
         breaker: Breaker | None = None,
+        late_write_window: timedelta = timedelta(seconds=20),
     ) -> None:
-        """``on_recover`` is called when the provider answers again after an outage: re-plan now."""
+        """``on_recover`` is called when the provider answers again after an outage: re-plan now.
+        ``late_write_window``: how long after it was sent a write of unknown outcome may still land
+        (twice the client's timeout: the server may go on after the client gave up)."""
+        self.late_write_window = late_write_window
         self._api = _Watched(api, self)
         self._store = store
         self._clock = clock
@@ -245,7 +249,7 @@ class Executor:
         send: Callable[[], Awaitable[None]],
         apply: Callable[[PublishedGroup], PublishedGroup],
     ) -> PublishedGroup:
-        ahead = replace(published, outcome_unknown=True)
+        ahead = replace(published, outcome_unknown=True, unknown_since=self._clock(), recheck_at=None)
         await self._store.save_group(ahead)
         try:
             await send()
@@ -299,7 +303,10 @@ class Executor:
             return gone
         except OutcomeUnknown as exc:
             raise ActionFailed(str(exc)) from exc
-        after = after_read_back(published, page, self._clock())
+        late_until = (
+            published.unknown_since + self.late_write_window if published.unknown_since is not None else None
+        )
+        after = after_read_back(published, page, self._clock(), late_until=late_until)
         if after != published:
             outcome = "drift" if after.taken_over and not published.taken_over else "ok"
             await self._save(after, "read_back", outcome, after.taken_over_reason or "")

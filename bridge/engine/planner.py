@@ -85,6 +85,11 @@ def plan(
             )
         )
     if published is not None and published.outcome_unknown and published.incident_id:
+        if published.recheck_at is not None and now < published.recheck_at:
+            return Plan(
+                wake_at=published.recheck_at,
+                held=f"an update of unknown outcome may still land: read back at {published.recheck_at.isoformat()}",
+            )
         return Plan(actions=(ReadBack(published.key, published.incident_id),))
     if published is None or not published.open:
         return _plan_closed(desired, published, now, policy)
@@ -506,6 +511,8 @@ def after_update(published: PublishedGroup, action: UpdateIncident, now: datetim
         pending_digest=None,
         pending_since=None,
         outcome_unknown=False,
+        unknown_since=None,
+        recheck_at=None,
         flap_announced=published.flap_announced or action.announces_flapping,
     )
 

@@ -45,8 +45,21 @@ def _differs(published: PublishedGroup, page: IncidentView) -> str | None:
     return None
 
 
-def after_read_back(published: PublishedGroup, page: IncidentView, now: datetime) -> PublishedGroup:
-    """The published record after comparing it with the page."""
+def after_read_back(
+    published: PublishedGroup, page: IncidentView, now: datetime, *, late_until: datetime | None = None
+) -> PublishedGroup:
+    """The published record after comparing it with the page.
+
+    ``late_until``: until then the write of unknown outcome may still land (a request already on the
+    wire): an unchanged page proves nothing yet, so the record stays unknown and asks to be read
+    again then, instead of letting the planner re-send."""
+    if (
+        published.outcome_unknown
+        and late_until is not None
+        and now < late_until
+        and page.update_count == published.update_count
+    ):
+        return replace(published, recheck_at=late_until)
     if published.outcome_unknown and page.update_count in (
         published.update_count,
         published.update_count + 1,
@@ -67,6 +80,8 @@ def after_read_back(published: PublishedGroup, page: IncidentView, now: datetime
             else published.last_published_at,
             monitoring_since=monitoring_since,
             outcome_unknown=False,
+            unknown_since=None,
+            recheck_at=None,
         )
     extra = page.update_count - published.update_count
     if extra > 0 and page.digests and all(d in published.sent for d in page.digests[:extra]):
@@ -79,13 +94,15 @@ def after_read_back(published: PublishedGroup, page: IncidentView, now: datetime
             components=dict(page.components) or dict(published.components),
             update_count=page.update_count,
             outcome_unknown=False,
+            unknown_since=None,
+            recheck_at=None,
         )
     reason: str | None
     reason = f"{extra} update(s) the bridge did not post" if extra > 0 else _differs(published, page)
     if reason is None and page.name != published.name:
         reason = "renamed on the page"
     if reason is None:
-        return replace(published, outcome_unknown=False)
+        return replace(published, outcome_unknown=False, unknown_since=None, recheck_at=None)
     return replace(
         published,
         incident_status=page.incident_status or published.incident_status,

@@ -246,7 +246,15 @@ def group_to_json(group: PublishedGroup) -> str:
 
 def group_from_json(text: str) -> PublishedGroup:
     data: dict[str, Any] = json.loads(text)
-    for key in ("opened_at", "last_published_at", "monitoring_since", "pending_since", "flapping_since"):
+    for key in (
+        "opened_at",
+        "last_published_at",
+        "monitoring_since",
+        "pending_since",
+        "flapping_since",
+        "unknown_since",
+        "recheck_at",
+    ):
         if data.get(key):
             data[key] = parse_ts(data[key])
     data["components"] = {k: ComponentStatus(v) for k, v in (data.get("components") or {}).items()}
