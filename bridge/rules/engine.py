@@ -326,38 +326,18 @@ class RuleSet:
             "status": worst(rule.status_for(a) for a in alerts).value,
         }
         defaults = {
-            k: render(t, context, k, limit=MAX_MESSAGE, what="default")
-            for k, t in (
-                ("name", DEFAULT_NAME),
-                ("message", DEFAULT_MESSAGE),
-                ("resolved", DEFAULT_RESOLVED),
-                ("intermittent", DEFAULT_INTERMITTENT),
-            )
+            "name": DEFAULT_NAME,
+            "message": DEFAULT_MESSAGE,
+            "resolved_message": DEFAULT_RESOLVED,
+            "intermittent_message": DEFAULT_INTERMITTENT,
         }
-        group.name = render(
-            rule.texts.name, context, defaults["name"], limit=MAX_NAME, what=f"{rule.name}.incident.name"
-        )
-        group.message = render(
-            rule.texts.message,
-            context,
-            defaults["message"],
-            limit=MAX_MESSAGE,
-            what=f"{rule.name}.incident.message",
-        )
-        group.resolved_message = render(
-            rule.texts.resolved_message,
-            context,
-            defaults["resolved"],
-            limit=MAX_MESSAGE,
-            what=f"{rule.name}.incident.resolved_message",
-        )
-        group.intermittent_message = render(
-            rule.texts.intermittent_message,
-            context,
-            defaults["intermittent"],
-            limit=MAX_MESSAGE,
-            what=f"{rule.name}.incident.intermittent_message",
-        )
+        for key, default in defaults.items():
+            limit = MAX_NAME if key == "name" else MAX_MESSAGE
+            fallback = render(default, context, key, limit=MAX_MESSAGE, what="default")
+            text = render(
+                getattr(rule.texts, key), context, fallback, limit=limit, what=f"{rule.name}.incident.{key}"
+            )
+            setattr(group, key, text)
 
 
 # --- loading ---------------------------------------------------------------------------------------
