@@ -262,6 +262,13 @@ class GroupSettings:
     intermittent_message: str = ""
 
 
+DEFAULT_INTERMITTENT_MESSAGE = (
+    "The problem is intermittent: it keeps recovering and coming back. We are keeping this incident "
+    "open until it has been stable for a while."
+)
+"""What a flapping group's one extra update says when its rule does not say otherwise."""
+
+
 def update_digest(status: str, components: Mapping[str, str] | None, message: str) -> str:
     """What identifies an incident update by its content: status, impacted components, message."""
     impacted = sorted((c, s) for c, s in (components or {}).items() if s != ComponentStatus.OPERATIONAL.value)

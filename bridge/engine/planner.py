@@ -28,6 +28,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from bridge.domain import (
+    DEFAULT_INTERMITTENT_MESSAGE,
     SEVERITY,
     ComponentStatus,
     GroupSettings,
@@ -106,7 +107,9 @@ def group_settings(desired: DesiredGroup | None, published: PublishedGroup | Non
     return GroupSettings()
 
 
-def with_settings(published: PublishedGroup | None, desired: DesiredGroup | None) -> PublishedGroup | None:
+def with_firing_record(
+    published: PublishedGroup | None, desired: DesiredGroup | None
+) -> PublishedGroup | None:
     """Record with an existing group what a firing pass knows and a quiet one will need: the
     rule's settings and the series behind it (the guard's evidence), when they changed."""
     if published is None or desired is None:
@@ -259,17 +262,12 @@ def _budget_allows(status: IncidentStatus, published: PublishedGroup, policy: Po
     return published.update_count < limit
 
 
-DEFAULT_INTERMITTENT = "The problem is intermittent. We are keeping this incident open until it is stable."
-
-
-def note_flip(
-    published: PublishedGroup | None, desired: DesiredGroup | None, now: datetime
-) -> PublishedGroup | None:
+def note_flip(published: PublishedGroup, desired: DesiredGroup | None, now: datetime) -> PublishedGroup:
     """Record a flip of an open group between firing and clear, and whether it is flapping.
 
     Flapping starts when the flips within ``flap_window`` pass ``flap_threshold``, and lasts
     until no flip has come for a whole ``flap_window``."""
-    if published is None or not published.open or published.taken_over:
+    if not published.open or published.taken_over:
         return published
     firing = desired is not None and desired.firing
     timings = group_settings(desired, published).timings
@@ -347,7 +345,7 @@ def _plan_open_steady(
                     published,
                     status,
                     components,
-                    settings.intermittent_message or DEFAULT_INTERMITTENT,
+                    settings.intermittent_message or DEFAULT_INTERMITTENT_MESSAGE,
                     notify_policy,
                     announces_flapping=True,
                 )

@@ -40,7 +40,14 @@ from bridge.engine.maintenance import (
     plan_maintenances,
 )
 from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy, ReadBack
-from bridge.engine.planner import after_create, after_takeover, note_flip, plan, with_pending, with_settings
+from bridge.engine.planner import (
+    after_create,
+    after_takeover,
+    note_flip,
+    plan,
+    with_firing_record,
+    with_pending,
+)
 from bridge.engine.readback import IncidentView
 from bridge.maintenance import AnyWindow, next_wakeups, under_maintenance
 from bridge.maintenance import desired as desired_maintenances
@@ -201,7 +208,7 @@ class Reconciler:
         desired = build_desired(evaluation.impacts, by_id, published, under)
         # Flips are noted before planning (the plan depends on them) and saved with the group.
         stored = dict(published)
-        published = {k: note_flip(p, desired.get(k), now) or p for k, p in published.items()}
+        published = {k: note_flip(p, desired.get(k), now) for k, p in published.items()}
         keys = set(desired) | {
             k
             for k, p in published.items()
@@ -295,7 +302,7 @@ class Reconciler:
             report.plan = Plan(wake_at=blocked, held=report.error)
             return report
         async with self._limit:
-            current = with_settings(with_pending(published, result), desired)
+            current = with_firing_record(with_pending(published, result), desired)
             try:
                 if result.end_takeover and current is not None:
                     current = after_takeover(current)

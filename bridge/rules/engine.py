@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from bridge.domain import (
+    DEFAULT_INTERMITTENT_MESSAGE,
     Alert,
     ComponentStatus,
     Impact,
@@ -55,10 +56,7 @@ MAX_MESSAGE = 4096
 DEFAULT_NAME = "{{ components | join(', ') }} disruption"
 DEFAULT_MESSAGE = "We are investigating problems affecting {{ components | join(', ') }}."
 DEFAULT_RESOLVED = "This incident has been resolved."
-DEFAULT_INTERMITTENT = (
-    "The problem is intermittent: it keeps recovering and coming back. We are keeping this incident "
-    "open until it has been stable for a while."
-)
+DEFAULT_INTERMITTENT = DEFAULT_INTERMITTENT_MESSAGE
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
 

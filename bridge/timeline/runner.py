@@ -495,9 +495,6 @@ class TimelineRun:
     def component_id(self, name: str) -> str:
         return self._component_id(name)
 
-    def component_name(self, component_id: str) -> str:
-        return self._components.get(component_id, component_id)
-
     async def writes(self) -> list[Write]:
         log = await self._sandbox_get("/_sandbox/requests")
         humans = list(self._human_writes)

@@ -22,7 +22,6 @@ late-landing writes; flapping is exercised by the short gaps but its bound is th
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,16 +76,6 @@ step = st.one_of(
 )
 gap = st.sampled_from([0.5, 1, 2, 3, 5, 10, 30, 61, 120, 300])
 timelines = st.lists(st.tuples(gap, step), min_size=1, max_size=25)
-
-
-@dataclass
-class Model:
-    """What the inputs say, to judge the page by."""
-
-    firing: set[tuple[str, str, str]] = field(default_factory=set)
-    clear_since: dict[str, float] = field(default_factory=dict)
-    """Group -> since when none of its alerts fires (absent: firing now)."""
-    quiet_intervals: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 def build(draw: list[tuple[float, tuple[str, Any]]]) -> tuple[Timeline, list[tuple[float, str, Any]]]:
