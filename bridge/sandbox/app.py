@@ -59,6 +59,8 @@ class Fault:
     retry_after: float | None
     latency: float
     after_processing: bool
+    until: datetime | None = None
+    """With a duration: every matching request fails until then (an outage), whatever the count."""
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
@@ -252,11 +254,14 @@ async def _handle_api(request: web.Request, handler: Handler, sb: Sandbox) -> we
             return _error(exc, {**headers, "Retry-After": str(retry)})
     if request.method not in ("GET", "HEAD") and WRITE_SCOPE not in sb.seed.keys[token]:
         raise ApiError(403, "resource_forbidden", f"this API key lacks the {WRITE_SCOPE} scope")
+    now = sb.clock()
+    sb.faults[:] = [f for f in sb.faults if f.until is None or now < f.until]
     fault = next((f for f in sb.faults if f.matches(request.method, request.path)), None)
-    if fault is not None:
+    if fault is not None and fault.until is None:
         fault.count -= 1
         if fault.count <= 0:
             sb.faults.remove(fault)
+    if fault is not None:
         if fault.latency:
             await asyncio.sleep(fault.latency)
         if fault.status is not None:
@@ -599,8 +604,13 @@ async def hook_faults(request: web.Request) -> web.Response:
             latency=float(body.get("latency", 0)),
             after_processing=bool(body.get("after_processing", False)),
         )
+        duration = None if body.get("duration") is None else float(body["duration"])
     except (TypeError, ValueError) as exc:
         raise ApiError(422, "invalid_value", f"bad fault: {exc}") from None
+    if duration is not None:
+        if not duration > 0:
+            raise ApiError(422, "invalid_value", "bad fault: duration must be positive")
+        fault.until = sb.clock() + timedelta(seconds=duration)
     sb.faults.append(fault)
     return _json({"faults": len(sb.faults)})
 

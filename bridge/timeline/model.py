@@ -114,8 +114,11 @@ class Fault(_Strict):
     retry_after: float | None = Field(default=None, ge=0)
     latency: Duration = timedelta(0)
     after_processing: bool = False
+    duration: Duration | None = Field(
+        default=None, description="every matching request fails for this long, whatever the count (an outage)"
+    )
 
-    _latency = field_validator("latency", mode="before")(_duration)
+    _latency = field_validator("latency", "duration", mode="before")(_duration)
 
 
 class Admin(_Strict):
@@ -213,8 +216,13 @@ class Expect(_Strict):
         default=None, description="the exact list of the bridge's public writes so far"
     )
     max_writes: int | None = Field(default=None, ge=0, description="at most this many public writes so far")
-    maintenances: dict[str, str] | None = Field(
-        default=None, description="maintenance name -> its status on the page"
+    max_attempts: int | None = Field(
+        default=None,
+        ge=0,
+        description="at most this many write requests sent so far, refused and failed ones included",
+    )
+    maintenances: dict[str, Literal["scheduled", "in_progress", "complete"]] | None = Field(
+        default=None, description="maintenance name -> its status on the page (without `maintenance_`)"
     )
 
     _at = field_validator("at", mode="before")(_duration)

@@ -82,6 +82,12 @@ class Result:
         return not self.failures
 
 
+def _iso_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def _fmt(delta: timedelta) -> str:
     seconds = delta.total_seconds()
     return f"{seconds:g}s"
@@ -429,6 +435,7 @@ class TimelineRun:
         elif event.fault is not None:
             fault = event.fault.model_dump()
             fault["latency"] = event.fault.latency.total_seconds()
+            fault["duration"] = event.fault.duration.total_seconds() if event.fault.duration else None
             assert self._session is not None
             async with self._session.post(self._sandbox_url + "/_sandbox/faults", json=fault) as resp:
                 resp.raise_for_status()
@@ -438,7 +445,9 @@ class TimelineRun:
                 if other.name != "rules.yaml":
                     other.unlink()
         elif event.maintenance is not None:
-            code, answer = await self._bridge_send("POST", "/api/v1/maintenances", dict(event.maintenance))
+            # YAML reads an unquoted timestamp as a datetime; the admin API takes it as written.
+            window = json.loads(json.dumps(event.maintenance, default=_iso_default))
+            code, answer = await self._bridge_send("POST", "/api/v1/maintenances", window)
             if code >= 300:
                 self.failures.append(
                     f"at {_fmt(self.elapsed())}: the maintenance was refused: {code} {answer}"
@@ -495,7 +504,8 @@ class TimelineRun:
     def component_id(self, name: str) -> str:
         return self._component_id(name)
 
-    async def writes(self) -> list[Write]:
+    async def _bridge_requests(self) -> list[dict[str, Any]]:
+        """The page's request log without the humans' requests."""
         log = await self._sandbox_get("/_sandbox/requests")
         humans = list(self._human_writes)
         out = []
@@ -504,10 +514,20 @@ class TimelineRun:
             if mine in humans:
                 humans.remove(mine)
                 continue
+            out.append(entry)
+        return out
+
+    async def writes(self) -> list[Write]:
+        out = []
+        for entry in await self._bridge_requests():
             write = _write_of(entry, self.loop.start, self._components)
             if write is not None:
                 out.append(write)
         return out
+
+    async def attempts(self) -> int:
+        """Write requests the bridge sent, whatever the answer (a fault's 503 included)."""
+        return sum(1 for entry in await self._bridge_requests() if entry["method"] != "GET")
 
     async def check(self, expect: Expect) -> None:
         state = await self._sandbox_get("/_sandbox/state")
@@ -524,12 +544,17 @@ class TimelineRun:
                 if have != want.value:
                     problems.append(f"component {name}: {have}, expected {want.value}")
         if expect.maintenances is not None:
-            shown = {m["name"]: m["maintenance_status"] for m in state["maintenances"]}
+            shown = {
+                m["name"]: str(m["maintenance_status"]).removeprefix("maintenance_")
+                for m in state["maintenances"]
+            }
             for name, status in expect.maintenances.items():
                 if shown.get(name) != status:
                     problems.append(f"maintenance {name!r}: {shown.get(name)}, expected {status}")
         if expect.writes is not None or expect.max_writes is not None:
             problems += _write_problems(expect, await self.writes())
+        if expect.max_attempts is not None and (sent := await self.attempts()) > expect.max_attempts:
+            problems.append(f"{sent} write requests sent, expected at most {expect.max_attempts}")
         self.snapshots.append((expect, actual, problems))
         self.failures.extend(f"at {_fmt(expect.at)}: {problem}" for problem in problems)
 

@@ -379,3 +379,20 @@ async def test_public_page_and_widget(api: Api, sandbox: SandboxServer) -> None:
     async with api.session.get(f"{sandbox.url}/status/nope") as resp:
         assert resp.status == 404
         assert (await resp.json())["type"] == "not_found"
+
+
+async def test_a_fault_with_a_duration_is_an_outage(api: Api, sandbox: SandboxServer) -> None:
+    """Every matching request fails until the duration has passed on the sandbox's clock."""
+    async with api.session.post(
+        sandbox.url + "/_sandbox/faults",
+        json={"path_prefix": "/v2/status_pages", "count": 1, "status": 503, "duration": 30},
+    ) as resp:
+        assert resp.status == 200
+    statuses = [(await api.call("GET", "/v2/status_pages"))[0] for _ in range(3)]
+    assert statuses == [503, 503, 503], "the count does not end an outage"
+    sandbox.clock.advance(30)
+    assert (await api.call("GET", "/v2/status_pages"))[0] == 200
+    async with api.session.post(
+        sandbox.url + "/_sandbox/faults", json={"status": 503, "duration": 0}
+    ) as resp:
+        assert resp.status == 422
