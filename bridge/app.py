@@ -29,7 +29,6 @@ from bridge import __version__
 from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
 from bridge.engine.executor import Executor
 from bridge.engine.guard import GuardPolicy
-from bridge.engine.maintenance import MaintenancePublisher
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
 from bridge.engine.reconciler import PassReport, Reconciler
@@ -314,7 +313,6 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         raise SettingsError(f"maintenance windows: {rt.windows.error}")
     rt.scheduler = AsyncIOScheduler(timezone="UTC")
     rt.scheduler.start()
-    publisher = MaintenancePublisher(rt.client, store, directory) if rt.client is not None else None
     executor = None
     if rt.client is not None and s.mode == "live":
         executor = Executor(
@@ -337,7 +335,6 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         interval=s.reconcile_interval,
         on_pass=lambda report: _after_pass(rt, report),
         maintenance=rt.windows,
-        publisher=publisher,
         guard=GuardPolicy(
             max_new=s.max_new_incidents,
             window=s.max_new_incidents_window,

@@ -10,6 +10,11 @@ can heal from:
   (updates have no idempotency key in the API);
 - the outcome and the new published state are committed together with the action log line.
 
+Maintenance windows take the same path (:meth:`Executor.execute_maintenance`): their records are
+written ahead the same way (``create_attempted`` with the occurrence's idempotency key, then
+``outcome_unknown`` around every other write), and the breaker and back-off pace them with the
+incidents, so an outage sees one probe at a time whatever is waiting to be published.
+
 Failures that are known not to have been applied (a 429 or connection error before sending, a 4xx)
 put the group on an exponential back-off so that one broken group cannot hammer the API, while the
 other groups carry on. Failures that say the provider itself is unavailable (5xx, 429, timeouts,
@@ -21,14 +26,29 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bridge.domain import ActionRecord, PublishedGroup, update_digest
 from bridge.engine.breaker import Breaker
-from bridge.engine.model import Action, CreateIncident, ReadBack, RenameIncident, UpdateIncident
+from bridge.engine.maintenance import after_maintenance
+from bridge.engine.model import (
+    Action,
+    CreateIncident,
+    CreateMaintenance,
+    DeleteMaintenance,
+    MaintenanceAction,
+    MaintenanceView,
+    MoveMaintenance,
+    PublishedMaintenance,
+    ReadBack,
+    ReadBackMaintenance,
+    RenameIncident,
+    RescheduleMaintenance,
+    UpdateIncident,
+)
 from bridge.engine.planner import after_create, after_rename, after_update, before_create
 from bridge.engine.readback import IncidentView, after_read_back
 from bridge.observability import get_logger
@@ -56,7 +76,7 @@ class OutcomeUnknown(Exception):
 
 
 class IncidentGone(Exception):
-    """The incident no longer exists on the page (deleted by a human)."""
+    """The incident (or maintenance window) no longer exists on the page (deleted by a human)."""
 
 
 class PageAPI(Protocol):
@@ -67,10 +87,20 @@ class PageAPI(Protocol):
     async def rename(self, action: RenameIncident) -> None: ...
     async def show(self, incident_id: str) -> IncidentView: ...
     async def open_incidents(self, status_page_id: str) -> list[IncidentView]: ...
+    async def create_maintenance(self, action: CreateMaintenance) -> MaintenanceView: ...
+    async def move_maintenance(self, action: MoveMaintenance) -> None: ...
+    async def reschedule_maintenance(self, action: RescheduleMaintenance) -> None: ...
+    async def announce_reschedule(self, action: RescheduleMaintenance) -> None: ...
+    async def delete_maintenance(self, action: DeleteMaintenance) -> None: ...
+    async def show_maintenance(self, maintenance_id: str) -> MaintenanceView: ...
+    def single_attempt(self) -> contextlib.AbstractContextManager[None]:
+        """Calls inside are tried once (no in-call retries): a probe is one request."""
+        ...
 
 
 class GroupStore(Protocol):
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
 
 
 @dataclass
@@ -133,7 +163,9 @@ class Executor:
             raise ProviderUnavailable(f"the status page API is unavailable; next probe at {at}")
         probe = self.breaker.probing
         try:
-            yield
+            # A probe is one request: its retries are the breaker's next probes.
+            with self._api.single_attempt() if probe else contextlib.nullcontext():
+                yield
         finally:
             if probe and self.breaker.probing:
                 self.breaker.release()
@@ -170,21 +202,36 @@ class Executor:
     async def execute(self, action: Action, published: PublishedGroup | None) -> PublishedGroup:
         """Perform one action; returns the published state as committed. Raises :class:`ActionFailed`
         when the group should stop for this pass (after recording the failure)."""
-        key = action.group_key
+        return await self._paced(
+            action.group_key, type(action).__name__, lambda: self._execute(action, published)
+        )
+
+    async def execute_maintenance(
+        self, action: MaintenanceAction
+    ) -> tuple[PublishedMaintenance, tuple[str, ...]]:
+        """Perform one maintenance action; returns the record as committed and the components of a
+        window that is now complete (whoever completed it). Raises :class:`ActionFailed` as
+        :meth:`execute` does; back-off is per occurrence, under the key ``maintenance:<key>``."""
+        return await self._paced(
+            f"maintenance:{action.key}", type(action).__name__, lambda: self._maintenance(action)
+        )
+
+    async def _paced(self, key: str, name: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` in its turn at the provider; a failure backs ``key`` off unless the breaker
+        paces it (the provider's trouble, not this key's)."""
         try:
             with self._turn():
-                result = await self._execute(action, published)
+                result = await work()
         except ActionFailed as exc:
             if isinstance(exc, ProviderUnavailable):
                 raise
             retry_at = None
             if not (exc.unavailable or self.breaker.open):
-                # this group's trouble, not the provider's (the breaker paces those retries)
                 retry_at = self.backoff.setdefault(key, Backoff()).fail(self._clock(), exc.retry_after)
             log.warning(
                 "action failed",
                 group=key,
-                action=type(action).__name__,
+                action=name,
                 error=str(exc),
                 retry_at=retry_at.isoformat() if retry_at else None,
             )
@@ -273,6 +320,63 @@ class Executor:
         log.info("incident written", kind=kind, group=published.key, incident_id=published.incident_id)
         return done
 
+    async def _maintenance(self, action: MaintenanceAction) -> tuple[PublishedMaintenance, tuple[str, ...]]:
+        if isinstance(action, CreateMaintenance):
+            await self._save_maintenance(action.ahead)
+            try:
+                created = await self._api.create_maintenance(action)
+            except OutcomeUnknown as exc:
+                # The create carries the occurrence's idempotency key: the next pass replays it.
+                raise ActionFailed(str(exc)) from exc
+            return await self._maintenance_done(action, action.ahead, created)
+        pub = action.published
+        assert pub.maintenance_id is not None, "only creates start from nothing"
+        if isinstance(action, ReadBackMaintenance):
+            try:
+                view: MaintenanceView | None = await self._api.show_maintenance(pub.maintenance_id)
+            except IncidentGone:
+                view = None
+            except OutcomeUnknown as exc:
+                raise ActionFailed(str(exc)) from exc
+            return await self._maintenance_done(action, pub, view)
+        ahead = replace(pub, outcome_unknown=True)
+        await self._save_maintenance(ahead)
+        try:
+            if isinstance(action, DeleteMaintenance):
+                await self._api.delete_maintenance(action)
+            elif isinstance(action, RescheduleMaintenance):
+                await self._api.reschedule_maintenance(action)
+                if action.notice is not None:
+                    # the new times are on the page; the notice is still to come (outcome_unknown)
+                    moved, _ = after_maintenance(action, ahead, None)
+                    await self._save_maintenance(replace(moved, outcome_unknown=True))
+                    await self._api.announce_reschedule(action)
+            else:
+                await self._api.move_maintenance(action)
+        except OutcomeUnknown as exc:
+            raise ActionFailed(str(exc)) from exc
+        except IncidentGone:
+            # deleted on the page by a human: nothing more to publish for it
+            return await self._maintenance_done(ReadBackMaintenance(action.key, ahead), ahead, None)
+        return await self._maintenance_done(action, ahead, None)
+
+    async def _maintenance_done(
+        self, action: MaintenanceAction, record: PublishedMaintenance, view: MaintenanceView | None
+    ) -> tuple[PublishedMaintenance, tuple[str, ...]]:
+        done, completed = after_maintenance(action, record, view)
+        await self._save_maintenance(done)
+        log.info(
+            "maintenance written",
+            kind=type(action).__name__,
+            key=action.key,
+            maintenance_id=done.maintenance_id,
+            status=done.status,
+        )
+        return done, completed
+
+    async def _save_maintenance(self, record: PublishedMaintenance) -> None:
+        await self._store.save_published_maintenance(record.key, record.to_json())
+
     async def show(self, incident_id: str) -> IncidentView:
         try:
             with self._turn():
@@ -360,3 +464,24 @@ class _Watched:
 
     async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
         return await self._watch(self._api.open_incidents(status_page_id))
+
+    async def create_maintenance(self, action: CreateMaintenance) -> MaintenanceView:
+        return await self._watch(self._api.create_maintenance(action))
+
+    async def move_maintenance(self, action: MoveMaintenance) -> None:
+        await self._watch(self._api.move_maintenance(action))
+
+    async def reschedule_maintenance(self, action: RescheduleMaintenance) -> None:
+        await self._watch(self._api.reschedule_maintenance(action))
+
+    async def announce_reschedule(self, action: RescheduleMaintenance) -> None:
+        await self._watch(self._api.announce_reschedule(action))
+
+    async def delete_maintenance(self, action: DeleteMaintenance) -> None:
+        await self._watch(self._api.delete_maintenance(action))
+
+    async def show_maintenance(self, maintenance_id: str) -> MaintenanceView:
+        return await self._watch(self._api.show_maintenance(maintenance_id))
+
+    def single_attempt(self) -> contextlib.AbstractContextManager[None]:
+        return self._api.single_attempt()

@@ -10,15 +10,20 @@ was down is simply the difference at the next pass, published once; an update wh
 unknown is read back before anything is re-sent. Windows with ``automate: true`` are created with
 ``automate_maintenance_status`` and then only watched.
 
-Completing a window sets its components to operational on the page (the API says so), which can
-erase the impact of an incident still open on them: after a completion, the reconciler reads those
-incidents back and re-asserts what was lost.
+Planning is pure and yields typed actions (``bridge.engine.model``) with their texts rendered and
+their targets resolved; the executor performs them on the same write path as incidents (provider
+breaker, back-off, write-ahead records, error mapping), and shadow mode plans without executing.
+
+Completing a window sets its components to operational on the page (the API says so for an update
+that sets ``maintenance_complete``; for an automated completion the sandbox emulates the same),
+which can erase the impact of an incident still open on them: after a completion, the reconciler
+reads those incidents back and re-asserts what was lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,10 +31,16 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bridge.domain import MaintenanceStatus, PageDirectory
-from bridge.engine.executor import ActionFailed
-from bridge.incidentio import errors
-from bridge.incidentio.client import StatusPageClient
-from bridge.incidentio.models import MaintenanceStatus as ApiMaintenanceStatus
+from bridge.engine.model import (
+    CreateMaintenance,
+    DeleteMaintenance,
+    MaintenanceAction,
+    MaintenanceView,
+    MoveMaintenance,
+    PublishedMaintenance,
+    ReadBackMaintenance,
+    RescheduleMaintenance,
+)
 from bridge.maintenance import AnyWindow, DesiredMaintenance, Phase, TargetError, resolve_targets
 from bridge.observability import get_logger
 
@@ -42,46 +53,13 @@ HORIZON = timedelta(days=2)
 _env = SandboxedEnvironment()
 
 
-@dataclass(frozen=True)
-class PublishedMaintenance:
-    key: str
-    window_id: str
-    status_page_id: str
-    maintenance_id: str | None = None
-    status: str | None = None
-    name: str = ""
-    start_at: str = ""
-    end_at: str = ""
-    components: tuple[str, ...] = ()
-    automate: bool = False
-    create_attempted: bool = False
-    outcome_unknown: bool = False
-    deleted: bool = False
+@dataclass
+class MaintenancePlans:
+    """What to do so that the page shows the windows, and which occurrences cannot be published."""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PublishedMaintenance:
-        known = cls.__dataclass_fields__
-        values = {k: v for k, v in data.items() if k in known}
-        values["components"] = tuple(values.get("components") or ())
-        return cls(**values)
-
-    @property
-    def finished(self) -> bool:
-        return self.deleted or self.status == MaintenanceStatus.COMPLETE.value
-
-
-@dataclass(frozen=True)
-class MaintenancePlan:
-    key: str
-    kind: str
-    """``create``, ``status``, ``reschedule``, ``delete`` or ``read_back``."""
-    desired: DesiredMaintenance | None
-    published: PublishedMaintenance | None
-    status: MaintenanceStatus | None = None
-    why: str = ""
+    actions: list[MaintenanceAction] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    """Occurrence key -> why it cannot be published (its targets do not resolve)."""
 
 
 class MaintenanceStore(Protocol):
@@ -116,9 +94,12 @@ def plan_maintenances(
     desired: Sequence[DesiredMaintenance],
     published: Mapping[str, PublishedMaintenance],
     windows: Sequence[AnyWindow],
-) -> list[MaintenancePlan]:
-    """What to do so that the page shows ``desired`` (pure)."""
-    plans: list[MaintenancePlan] = []
+    directory: PageDirectory | None = None,
+) -> MaintenancePlans:
+    """What to do so that the page shows ``desired`` (pure). Actions for one occurrence come in the
+    order they must run; each is planned on the record as it stands before the first."""
+    plans = MaintenancePlans()
+    out = plans.actions
     wanted = {occurrence_key(d): d for d in desired}
     for key, d in wanted.items():
         pub = published.get(key)
@@ -127,11 +108,13 @@ def plan_maintenances(
         if pub is None or pub.maintenance_id is None:
             if d.phase is Phase.COMPLETE and (pub is None or not pub.create_attempted):
                 continue  # never published: nothing to complete
-            status = MaintenanceStatus.COMPLETE if d.phase is Phase.COMPLETE else d.status
-            plans.append(MaintenancePlan(key, "create", d, pub, status, "not on the page yet"))
+            try:
+                out.append(_create(key, d, directory))
+            except TargetError as exc:
+                plans.problems[key] = f"maintenance {d.window.id!r}: {exc}"
             continue
         if pub.outcome_unknown:
-            plans.append(MaintenancePlan(key, "read_back", d, pub, why="the last write's outcome is unknown"))
+            out.append(ReadBackMaintenance(key, pub, why="the last write's outcome is unknown"))
             continue
         if (pub.name, pub.start_at, pub.end_at) != (
             d.window.name,
@@ -139,27 +122,83 @@ def plan_maintenances(
             _iso(d.occurrence.end_at),
         ):
             # A reschedule may also move the phase (an early completion): both, in this order.
-            plans.append(MaintenancePlan(key, "reschedule", d, pub, why="name or times changed"))
+            notice = None
+            if d.window.notify_subscribers:
+                notice = f"Rescheduled: {_iso(d.occurrence.start_at)} to {_iso(d.occurrence.end_at)}."
+            out.append(
+                RescheduleMaintenance(
+                    key,
+                    pub,
+                    name=d.window.name,
+                    start_at=d.occurrence.start_at,
+                    end_at=d.occurrence.end_at,
+                    notice=notice,
+                    why="name or times changed",
+                )
+            )
         current = MaintenanceStatus(pub.status) if pub.status else MaintenanceStatus.SCHEDULED
         if not pub.automate and RANK[d.status] > RANK[current]:
-            plans.append(
-                MaintenancePlan(key, "status", d, pub, d.status, f"{current.value} -> {d.status.value}")
+            out.append(
+                MoveMaintenance(
+                    key,
+                    pub,
+                    d.status,
+                    _status_message(d, d.status, pub),
+                    notify_subscribers=d.window.notify_subscribers,
+                    why=f"{current.value} -> {d.status.value}",
+                )
             )
     window_ids = {w.id for w in windows}
     for key, pub in published.items():
         if key in wanted or pub.finished or pub.maintenance_id is None:
             continue
         if pub.outcome_unknown:
-            plans.append(
-                MaintenancePlan(key, "read_back", None, pub, why="the last write's outcome is unknown")
-            )
+            out.append(ReadBackMaintenance(key, pub, why="the last write's outcome is unknown"))
         elif pub.window_id not in window_ids and pub.status == MaintenanceStatus.SCHEDULED.value:
-            plans.append(MaintenancePlan(key, "delete", None, pub, why="cancelled before it started"))
+            out.append(DeleteMaintenance(key, pub, why="cancelled before it started"))
         elif not pub.automate or pub.window_id not in window_ids:
-            plans.append(
-                MaintenancePlan(key, "status", None, pub, MaintenanceStatus.COMPLETE, "over or cancelled")
+            out.append(
+                MoveMaintenance(
+                    key,
+                    pub,
+                    MaintenanceStatus.COMPLETE,
+                    "This maintenance is over.",
+                    notify_subscribers=False,
+                    why="over or cancelled",
+                )
             )
     return plans
+
+
+def _create(key: str, d: DesiredMaintenance, directory: PageDirectory | None) -> CreateMaintenance:
+    if directory is not None:
+        targets = resolve_targets(d.window, directory)
+        page_id, component_ids = targets.status_page_id, tuple(targets.component_ids)
+    else:
+        page_id, component_ids = d.window.status_page, tuple(d.window.components)
+    ahead = PublishedMaintenance(
+        key=key,
+        window_id=d.window.id,
+        status_page_id=page_id,
+        name=d.window.name,
+        start_at=_iso(d.occurrence.start_at),
+        end_at=_iso(d.occurrence.end_at),
+        components=component_ids,
+        automate=d.window.automate,
+        create_attempted=True,
+    )
+    status = MaintenanceStatus.COMPLETE if d.phase is Phase.COMPLETE else d.status
+    return CreateMaintenance(
+        key,
+        ahead,
+        message=render(d.message, d, list(d.window.components)),
+        idempotency_key=d.occurrence.idempotency_key,
+        notify_subscribers=d.window.notify_subscribers,
+        status=status,
+        start_at=d.occurrence.start_at,
+        end_at=d.occurrence.end_at,
+        why="not on the page yet",
+    )
 
 
 def _status_message(d: DesiredMaintenance, status: MaintenanceStatus, pub: PublishedMaintenance) -> str:
@@ -171,139 +210,34 @@ def _status_message(d: DesiredMaintenance, status: MaintenanceStatus, pub: Publi
     return render(template, d, list(d.window.components) or list(pub.components))
 
 
-class MaintenancePublisher:
-    """Executes maintenance plans against the API and records their outcome (write-ahead first)."""
-
-    def __init__(
-        self, client: StatusPageClient, store: MaintenanceStore, directory: PageDirectory | None
-    ) -> None:
-        self._client = client
-        self._store = store
-        self.directory = directory
-
-    async def _save(self, pub: PublishedMaintenance) -> None:
-        await self._store.save_published_maintenance(pub.key, pub.to_json())
-
-    async def execute(self, plan: MaintenancePlan) -> tuple[PublishedMaintenance | None, tuple[str, ...]]:
-        """Perform one plan; returns the new record and the components of a maintenance it completed."""
-        try:
-            return await self._execute(plan)
-        except errors.IncidentIOError as exc:
-            raise ActionFailed(str(exc)) from exc
-
-    async def _execute(self, plan: MaintenancePlan) -> tuple[PublishedMaintenance | None, tuple[str, ...]]:
-        if plan.kind == "create":
-            return await self._create(plan), ()
-        pub = plan.published
-        assert pub is not None
-        assert pub.maintenance_id is not None
-        if plan.kind == "read_back":
-            try:
-                m = await self._client.show_maintenance(pub.maintenance_id)
-            except errors.NotFound:
-                gone = replace(pub, deleted=True, outcome_unknown=False)
-                await self._save(gone)
-                return gone, ()
-            back = replace(pub, status=str(m.maintenance_status), name=m.name, outcome_unknown=False)
-            await self._save(back)
-            return back, ()
-        await self._save(replace(pub, outcome_unknown=True))
-        if plan.kind == "delete":
-            await self._client.delete_maintenance(pub.maintenance_id)
-            done = replace(pub, deleted=True, outcome_unknown=False)
-            await self._save(done)
-            log.info("maintenance deleted", window=pub.window_id, maintenance_id=pub.maintenance_id)
-            return done, ()
-        if plan.kind == "reschedule":
-            d = plan.desired
-            assert d is not None
-            await self._client.update_maintenance(
-                pub.maintenance_id,
-                name=d.window.name,
-                start_at=d.occurrence.start_at,
-                end_at=d.occurrence.end_at,
-            )
-            done = replace(
-                pub,
-                name=d.window.name,
-                start_at=_iso(d.occurrence.start_at),
-                end_at=_iso(d.occurrence.end_at),
-                outcome_unknown=True,
-            )
-            await self._save(done)
-            if d.window.notify_subscribers:
-                # UpdateStatusPageMaintenance notifies nobody: say what changed in an update.
-                text = (
-                    f"Rescheduled: {d.occurrence.start_at.isoformat()} to {d.occurrence.end_at.isoformat()}."
-                )
-                await self._client.create_maintenance_update(
-                    maintenance_id=pub.maintenance_id, message=text, notify_subscribers=True
-                )
-            done = replace(done, outcome_unknown=False)
-            await self._save(done)
-            log.info("maintenance rescheduled", window=pub.window_id, maintenance_id=pub.maintenance_id)
-            return done, ()
-        assert plan.kind == "status"
-        assert plan.status is not None
-        d = plan.desired
-        message = _status_message(d, plan.status, pub) if d is not None else "This maintenance is over."
-        try:
-            await self._client.create_maintenance_update(
-                maintenance_id=pub.maintenance_id,
-                message=message,
-                notify_subscribers=bool(d and d.window.notify_subscribers),
-                maintenance_status=ApiMaintenanceStatus(plan.status.value),
-            )
-        except errors.ValidationFailed:
-            # Refused (e.g. completed on the page already): the page is the truth, read it back.
-            return pub, ()
-        done = replace(pub, status=plan.status.value, outcome_unknown=False)
-        await self._save(done)
-        log.info("maintenance moved", window=pub.window_id, status=plan.status.value)
-        completed = pub.components if plan.status is MaintenanceStatus.COMPLETE else ()
-        return done, completed
-
-    async def _create(self, plan: MaintenancePlan) -> PublishedMaintenance:
-        d = plan.desired
-        assert d is not None
-        assert plan.status is not None
-        if self.directory is not None:
-            try:
-                targets = resolve_targets(d.window, self.directory)
-            except TargetError as exc:
-                raise ActionFailed(f"maintenance {d.window.id!r}: {exc}") from exc
-            page_id, component_ids = targets.status_page_id, tuple(targets.component_ids)
-        else:
-            page_id, component_ids = d.window.status_page, tuple(d.window.components)
-        ahead = PublishedMaintenance(
-            key=plan.key,
-            window_id=d.window.id,
-            status_page_id=page_id,
-            name=d.window.name,
-            start_at=_iso(d.occurrence.start_at),
-            end_at=_iso(d.occurrence.end_at),
-            components=component_ids,
-            automate=d.window.automate,
-            create_attempted=True,
+def after_maintenance(
+    action: MaintenanceAction, record: PublishedMaintenance, view: MaintenanceView | None
+) -> tuple[PublishedMaintenance, tuple[str, ...]]:
+    """The record once ``action`` succeeded (``view``: what the page answered, for a create or a
+    read-back), and the components of a window this completed, whoever completed it."""
+    before = record.status
+    if isinstance(action, CreateMaintenance):
+        assert view is not None
+        done = replace(record, maintenance_id=view.id, status=view.status)
+    elif isinstance(action, ReadBackMaintenance):
+        if view is None:  # gone from the page
+            return replace(record, deleted=True, outcome_unknown=False), ()
+        done = replace(record, status=view.status, name=view.name, outcome_unknown=False)
+    elif isinstance(action, DeleteMaintenance):
+        return replace(record, deleted=True, outcome_unknown=False), ()
+    elif isinstance(action, RescheduleMaintenance):
+        done = replace(
+            record,
+            name=action.name,
+            start_at=_iso(action.start_at),
+            end_at=_iso(action.end_at),
+            outcome_unknown=False,
         )
-        await self._save(ahead)
-        message = render(d.message, d, list(d.window.components))
-        m = await self._client.create_maintenance(
-            status_page_id=page_id,
-            name=d.window.name,
-            message=message,
-            idempotency_key=d.occurrence.idempotency_key,
-            affected_component_ids=list(component_ids),
-            start_at=d.occurrence.start_at,
-            end_at=d.occurrence.end_at,
-            notify_subscribers=d.window.notify_subscribers,
-            maintenance_status=ApiMaintenanceStatus(plan.status.value),
-            automate_maintenance_status=True if d.window.automate else None,
-        )
-        done = replace(ahead, maintenance_id=m.id, status=str(m.maintenance_status))
-        await self._save(done)
-        log.info("maintenance published", window=d.window.id, occurrence=d.occurrence.key, status=done.status)
-        return done
+    else:
+        done = replace(record, status=action.status.value, outcome_unknown=False)
+    complete = MaintenanceStatus.COMPLETE.value
+    completed = done.components if done.status == complete and before != complete else ()
+    return done, completed
 
 
 async def load_published(store: MaintenanceStore) -> dict[str, PublishedMaintenance]:

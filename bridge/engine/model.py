@@ -1,18 +1,27 @@
 """The engine's value types: what a group should look like, and what to do about it.
 
 ``DesiredGroup`` is computed from alerts and rules; ``Action`` is what the planner decides and the
-executor performs. Both are plain immutable data so that the planner stays a pure function that
-can be tested exhaustively.
+executor performs; ``MaintenanceAction`` is the same for maintenance windows, so that incidents and
+maintenances share one write path (breaker, back-off, write-ahead, shadow mode, error mapping). All
+are plain immutable data so that planning stays a pure function that can be tested exhaustively.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from bridge.domain import ComponentStatus, GroupSettings, IncidentStatus, NotifyPolicy, Timings
+from bridge.domain import (
+    ComponentStatus,
+    GroupSettings,
+    IncidentStatus,
+    MaintenanceStatus,
+    NotifyPolicy,
+    Timings,
+)
 
 MAX_UPDATES = 100
 """incident.io accepts at most 100 updates per incident (its creation included)."""
@@ -133,6 +142,113 @@ class ReadBack:
 
 
 Action = CreateIncident | UpdateIncident | RenameIncident | ReadBack
+
+
+@dataclass(frozen=True)
+class PublishedMaintenance:
+    """What the bridge published for one occurrence of a maintenance window (stored as JSON)."""
+
+    key: str
+    window_id: str
+    status_page_id: str
+    maintenance_id: str | None = None
+    status: str | None = None
+    name: str = ""
+    start_at: str = ""
+    end_at: str = ""
+    components: tuple[str, ...] = ()
+    automate: bool = False
+    create_attempted: bool = False
+    outcome_unknown: bool = False
+    deleted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PublishedMaintenance:
+        known = cls.__dataclass_fields__
+        values = {k: v for k, v in data.items() if k in known}
+        values["components"] = tuple(values.get("components") or ())
+        return cls(**values)
+
+    @property
+    def finished(self) -> bool:
+        return self.deleted or self.status == MaintenanceStatus.COMPLETE.value
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceView:
+    """What the page shows of a maintenance window."""
+
+    id: str
+    status: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateMaintenance:
+    """Publish an occurrence; ``ahead`` is the record written before the request (its key replays it)."""
+
+    key: str
+    ahead: PublishedMaintenance
+    message: str
+    idempotency_key: str
+    notify_subscribers: bool
+    status: MaintenanceStatus
+    start_at: datetime
+    end_at: datetime
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MoveMaintenance:
+    """Move an occurrence forward (scheduled -> in progress -> complete) with an update."""
+
+    key: str
+    published: PublishedMaintenance
+    status: MaintenanceStatus
+    message: str
+    notify_subscribers: bool
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RescheduleMaintenance:
+    """New name or times; ``notice`` is the update that says so (the reschedule itself notifies
+    nobody), when the window notifies subscribers."""
+
+    key: str
+    published: PublishedMaintenance
+    name: str
+    start_at: datetime
+    end_at: datetime
+    notice: str | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMaintenance:
+    """Cancelled before it started: take it off the page."""
+
+    key: str
+    published: PublishedMaintenance
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBackMaintenance:
+    """Read the window before anything else: a write's outcome is unknown, or incident.io moves it
+    (``automate``) and the bridge must learn of a completion it did not write."""
+
+    key: str
+    published: PublishedMaintenance
+    why: str = ""
+
+
+MaintenanceAction = (
+    CreateMaintenance | MoveMaintenance | RescheduleMaintenance | DeleteMaintenance | ReadBackMaintenance
+)
 
 
 @dataclass(frozen=True, slots=True)

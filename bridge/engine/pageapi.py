@@ -1,22 +1,34 @@
 """The engine's view of a status page, over the incident.io client.
 
 Turns the client's exception tree into the three outcomes the executor acts on: failed (known not
-applied), outcome unknown (read back first), incident gone (deleted by a human).
+applied), outcome unknown (read back first), gone (deleted by a human) — for incidents and
+maintenance windows alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from bridge.domain import ComponentStatus, IncidentStatus, update_digest
 from bridge.engine.executor import ActionFailed, IncidentGone, OutcomeUnknown
-from bridge.engine.model import CreateIncident, RenameIncident, UpdateIncident
+from bridge.engine.model import (
+    CreateIncident,
+    CreateMaintenance,
+    DeleteMaintenance,
+    MaintenanceView,
+    MoveMaintenance,
+    RenameIncident,
+    RescheduleMaintenance,
+    UpdateIncident,
+)
 from bridge.engine.readback import IncidentView
 from bridge.incidentio import errors
 from bridge.incidentio.client import StatusPageClient
-from bridge.incidentio.models import Incident
+from bridge.incidentio.models import Incident, Maintenance
 from bridge.incidentio.models import IncidentStatus as ApiIncidentStatus
+from bridge.incidentio.models import MaintenanceStatus as ApiMaintenanceStatus
 
 T = TypeVar("T")
 
@@ -50,6 +62,10 @@ def incident_view(incident: Incident) -> IncidentView:
     )
 
 
+def maintenance_view(m: Maintenance) -> MaintenanceView:
+    return MaintenanceView(id=m.id, status=str(m.maintenance_status), name=m.name)
+
+
 async def _call(request: Awaitable[T]) -> T:
     try:
         return await request
@@ -66,6 +82,9 @@ async def _call(request: Awaitable[T]) -> T:
 class ClientPageAPI:
     def __init__(self, client: StatusPageClient) -> None:
         self._client = client
+
+    def single_attempt(self) -> AbstractContextManager[None]:
+        return self._client.single_attempt()
 
     async def create(self, action: CreateIncident) -> IncidentView:
         try:
@@ -119,3 +138,64 @@ class ClientPageAPI:
             unavailable = isinstance(exc, errors.RetryableError)
             raise ActionFailed(str(exc), retry_after=retry_after, unavailable=unavailable) from exc
         return out
+
+    async def create_maintenance(self, action: CreateMaintenance) -> MaintenanceView:
+        ahead = action.ahead
+        try:
+            m = await _call(
+                self._client.create_maintenance(
+                    status_page_id=ahead.status_page_id,
+                    name=ahead.name,
+                    message=action.message,
+                    idempotency_key=action.idempotency_key,
+                    affected_component_ids=list(ahead.components),
+                    start_at=action.start_at,
+                    end_at=action.end_at,
+                    notify_subscribers=action.notify_subscribers,
+                    maintenance_status=ApiMaintenanceStatus(action.status.value),
+                    automate_maintenance_status=True if ahead.automate else None,
+                )
+            )
+        except IncidentGone as exc:  # the page itself is unknown: nothing was created
+            raise ActionFailed(str(exc)) from exc
+        return maintenance_view(m)
+
+    async def move_maintenance(self, action: MoveMaintenance) -> None:
+        assert action.published.maintenance_id is not None
+        await _call(
+            self._client.create_maintenance_update(
+                maintenance_id=action.published.maintenance_id,
+                message=action.message,
+                notify_subscribers=action.notify_subscribers,
+                maintenance_status=ApiMaintenanceStatus(action.status.value),
+            )
+        )
+
+    async def reschedule_maintenance(self, action: RescheduleMaintenance) -> None:
+        assert action.published.maintenance_id is not None
+        await _call(
+            self._client.update_maintenance(
+                action.published.maintenance_id,
+                name=action.name,
+                start_at=action.start_at,
+                end_at=action.end_at,
+            )
+        )
+
+    async def announce_reschedule(self, action: RescheduleMaintenance) -> None:
+        assert action.published.maintenance_id is not None
+        assert action.notice is not None
+        await _call(
+            self._client.create_maintenance_update(
+                maintenance_id=action.published.maintenance_id,
+                message=action.notice,
+                notify_subscribers=True,
+            )
+        )
+
+    async def delete_maintenance(self, action: DeleteMaintenance) -> None:
+        assert action.published.maintenance_id is not None
+        await _call(self._client.delete_maintenance(action.published.maintenance_id))
+
+    async def show_maintenance(self, maintenance_id: str) -> MaintenanceView:
+        return maintenance_view(await _call(self._client.show_maintenance(maintenance_id)))

@@ -32,14 +32,17 @@ from bridge.engine.desired import build_desired
 from bridge.engine.executor import ActionFailed, Executor, ProviderUnavailable
 from bridge.engine.guard import GuardPolicy, GuardState
 from bridge.engine.guard import check as guard_check
-from bridge.engine.maintenance import (
-    HORIZON,
-    MaintenancePlan,
-    MaintenancePublisher,
-    load_published,
-    plan_maintenances,
+from bridge.engine.maintenance import HORIZON, load_published, plan_maintenances
+from bridge.engine.model import (
+    CreateIncident,
+    CreateMaintenance,
+    DesiredGroup,
+    MaintenanceAction,
+    Plan,
+    Policy,
+    PublishedMaintenance,
+    ReadBack,
 )
-from bridge.engine.model import CreateIncident, DesiredGroup, Plan, Policy, ReadBack
 from bridge.engine.planner import (
     after_create,
     after_takeover,
@@ -117,8 +120,8 @@ class PassReport:
     """Heartbeat rules whose alert has not arrived within its timeout."""
     guard: dict[str, str] = field(default_factory=dict)
     """Group key -> why the blast-radius guard holds its publication."""
-    maintenances: list[MaintenancePlan] = field(default_factory=list)
-    """What the maintenance publisher decided this pass (shadow/paused: would decide)."""
+    maintenances: list[MaintenanceAction] = field(default_factory=list)
+    """The maintenance actions planned this pass (shadow/paused: planned, not executed)."""
 
 
 class Reconciler:
@@ -138,7 +141,6 @@ class Reconciler:
         on_pass: Callable[[PassReport | None], None] | None = None,
         guard: GuardPolicy | None = None,
         maintenance: MaintenanceSource | None = None,
-        publisher: MaintenancePublisher | None = None,
         min_pass_interval: timedelta = timedelta(milliseconds=250),
         relevant: Callable[[Alert], bool] | None = None,
     ) -> None:
@@ -158,7 +160,6 @@ class Reconciler:
         self._on_pass = on_pass
         self.min_pass_interval = min_pass_interval
         self._maintenance = maintenance
-        self._publisher = publisher
         self.guard_policy = guard or GuardPolicy()
         self._guard = GuardState()
         self._next_drift: datetime | None = None
@@ -187,7 +188,7 @@ class Reconciler:
         if writing and (self._next_drift is None or now >= self._next_drift):
             published = await self._check_drift(published)
             self._next_drift = now + self._drift_interval
-        maintenance_report: list[MaintenancePlan] = []
+        maintenance_report: list[MaintenanceAction] = []
         wake_maintenance: datetime | None = None
         under = {page: set(ids) for page, ids in self._under_maintenance(now).items()}
         if self._maintenance is not None:
@@ -197,13 +198,17 @@ class Reconciler:
                 under.setdefault(page, set()).update(components)
             upcoming = next_wakeups(windows, now, 1)
             wake_maintenance = upcoming[0] if upcoming else None
-            maintenance_report = plan_maintenances(
+            mplans = plan_maintenances(
                 desired_maintenances(windows, now, horizon=HORIZON),
                 await load_published(self._store),
                 windows,
+                directory,
             )
-            if writing and self._publisher is not None:
-                published = await self._publish_maintenances(maintenance_report, published)
+            maintenance_report = mplans.actions
+            for key, problem in mplans.problems.items():
+                log.warning("maintenance publication failed", key=key, error=problem)
+            if writing:
+                published = await self._publish_maintenances(maintenance_report, published, now)
         by_id = {(a.source, a.fingerprint): a for a in alerts}
         desired = build_desired(evaluation.impacts, by_id, published, under)
         # Flips are noted before planning (the plan depends on them) and saved with the group.
@@ -347,20 +352,29 @@ class Reconciler:
         return report
 
     async def _publish_maintenances(
-        self, plans: Sequence[MaintenancePlan], published: dict[str, PublishedGroup]
+        self, actions: Sequence[MaintenanceAction], published: dict[str, PublishedGroup], now: datetime
     ) -> dict[str, PublishedGroup]:
-        assert self._publisher is not None
-        latest: dict[str, Any] = {}
-        for planned in plans:
-            # Plans for one occurrence run in order, each on the record the previous one left.
-            mplan = replace(planned, published=latest.get(planned.key, planned.published))
-            try:
-                record, completed = await self._publisher.execute(mplan)
-            except ActionFailed as exc:
-                log.warning("maintenance publication failed", key=mplan.key, error=str(exc))
+        assert self._executor is not None
+        latest: dict[str, PublishedMaintenance] = {}
+        stopped: set[str] = set()
+        for planned in actions:
+            if planned.key in stopped:
                 continue
-            if record is not None:
-                latest[mplan.key] = record
+            if self._executor.blocked_until(f"maintenance:{planned.key}", now) is not None:
+                stopped.add(planned.key)
+                continue
+            # Actions for one occurrence run in order, each on the record the previous one left.
+            action = planned
+            if planned.key in latest and not isinstance(planned, CreateMaintenance):
+                action = replace(planned, published=latest[planned.key])
+            try:
+                record, completed = await self._executor.execute_maintenance(action)
+            except ActionFailed as exc:
+                stopped.add(planned.key)
+                if not isinstance(exc, ProviderUnavailable):
+                    log.warning("maintenance publication failed", key=planned.key, error=str(exc))
+                continue
+            latest[planned.key] = record
             if completed:
                 published = await self._reassert(set(completed), published)
         return published

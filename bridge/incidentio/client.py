@@ -14,10 +14,12 @@ requests; it is in no log line, exception message or repr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -78,6 +80,9 @@ class RetryPolicy:
     cap_seconds: float = 30.0
 
 
+_SINGLE_ATTEMPT: ContextVar[bool] = ContextVar("statusbridge_single_attempt", default=False)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """``Retry-After`` in seconds, from delta-seconds or an HTTP date; ``None`` when absent or bad."""
     if not value:
@@ -122,6 +127,17 @@ class StatusPageClient:
 
     # --- the one request path -----------------------------------------------------------------
 
+    @staticmethod
+    @contextlib.contextmanager
+    def single_attempt() -> Iterator[None]:
+        """Calls made inside are tried once, whatever the retry policy: a caller that paces its own
+        retries (a breaker's probe during an outage) must not multiply each one."""
+        token = _SINGLE_ATTEMPT.set(True)
+        try:
+            yield
+        finally:
+            _SINGLE_ATTEMPT.reset(token)
+
     async def _request(
         self,
         operation: str,
@@ -146,7 +162,8 @@ class StatusPageClient:
             return backoff
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.total_seconds),
+            stop=stop_after_attempt(1 if _SINGLE_ATTEMPT.get() else self.retry.attempts)
+            | stop_after_delay(self.retry.total_seconds),
             wait=wait,
             retry=retry_if_exception(should_retry),
             sleep=self._sleep,

@@ -17,6 +17,7 @@ from bridge.incidentio.errors import (
     NotFound,
     OutcomeUnknown,
     RequestTimeout,
+    RetryableError,
     ServerError,
     ValidationFailed,
 )
@@ -251,6 +252,20 @@ async def test_retries_5xx_on_reads_and_creates(
     )
     inc = await create(client, sandbox, key="once")
     assert [i.id for i in await client.list_incidents(sandbox.page_id)] == [inc.id]
+
+
+async def test_single_attempt_turns_in_call_retries_off(
+    sandbox: SandboxServer, session: aiohttp.ClientSession
+) -> None:
+    """A breaker's probe is one request: inside single_attempt() a 5xx is not retried."""
+    sleeps = Sleeps()
+    client = make_client(sandbox, session, sleeps, retry=RetryPolicy(attempts=4, base_seconds=0.5))
+    await fault(sandbox, session, method="GET", path_prefix="/v2/status_pages", count=2, status=503)
+    with client.single_attempt(), pytest.raises(RetryableError):
+        await client.list_status_pages()
+    assert sleeps.calls == []
+    assert len(await client.list_status_pages()) == 2, "outside, the policy retries again"
+    assert len(sleeps.calls) == 1
 
 
 async def test_429_honours_retry_after(sandbox: SandboxServer, session: aiohttp.ClientSession) -> None:

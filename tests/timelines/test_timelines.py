@@ -17,7 +17,6 @@ FILES = sorted(HERE.glob("*.yaml"))
 
 KNOWN_BUGS: dict[str, str] = {
     "bug4-automated-window-completion-reasserts.yaml": "an automated window's completion is never read back",
-    "bug7-maintenance-writes-respect-the-breaker.yaml": "maintenance writes bypass the provider breaker",
 }
 """File name -> the bug it shows, for timelines whose fix has not landed yet."""
 
