@@ -8,7 +8,8 @@ maintenance update follows when the window notifies subscribers), complete it wh
 cancelled after it started, delete it when cancelled before. A transition missed while the daemon
 was down is simply the difference at the next pass, published once; an update whose outcome is
 unknown is read back before anything is re-sent. Windows with ``automate: true`` are created with
-``automate_maintenance_status`` and then only watched.
+``automate_maintenance_status`` and then only watched: when one should have moved on, it is read
+back, so that the bridge learns of a completion it did not write.
 
 Planning is pure and yields typed actions (``bridge.engine.model``) with their texts rendered and
 their targets resolved; the executor performs them on the same write path as incidents (provider
@@ -16,8 +17,8 @@ breaker, back-off, write-ahead records, error mapping), and shadow mode plans wi
 
 Completing a window sets its components to operational on the page (the API says so for an update
 that sets ``maintenance_complete``; for an automated completion the sandbox emulates the same),
-which can erase the impact of an incident still open on them: after a completion, the reconciler
-reads those incidents back and re-asserts what was lost.
+which can erase the impact of an incident still open on them: after a completion, whoever wrote it,
+the reconciler reads those incidents back and re-asserts what was lost.
 """
 
 from __future__ import annotations
@@ -137,17 +138,26 @@ def plan_maintenances(
                 )
             )
         current = MaintenanceStatus(pub.status) if pub.status else MaintenanceStatus.SCHEDULED
-        if not pub.automate and RANK[d.status] > RANK[current]:
-            out.append(
-                MoveMaintenance(
-                    key,
-                    pub,
-                    d.status,
-                    _status_message(d, d.status, pub),
-                    notify_subscribers=d.window.notify_subscribers,
-                    why=f"{current.value} -> {d.status.value}",
+        if RANK[d.status] > RANK[current]:
+            if pub.automate:
+                # incident.io moves it; the bridge must still learn of it (a completion resets
+                # the components of incidents open on them).
+                out.append(
+                    ReadBackMaintenance(
+                        key, pub, why=f"incident.io moves it: {current.value} -> {d.status.value}"
+                    )
                 )
-            )
+            else:
+                out.append(
+                    MoveMaintenance(
+                        key,
+                        pub,
+                        d.status,
+                        _status_message(d, d.status, pub),
+                        notify_subscribers=d.window.notify_subscribers,
+                        why=f"{current.value} -> {d.status.value}",
+                    )
+                )
     window_ids = {w.id for w in windows}
     for key, pub in published.items():
         if key in wanted or pub.finished or pub.maintenance_id is None:
