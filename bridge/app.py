@@ -328,6 +328,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         store=store,
         evaluate=rt.evaluate,
         relevant=rt.relevant,
+        rules_generation=lambda: rt.rules.generation if rt.rules is not None else 0,
         executor=executor,
         clock=rt.clock,
         policy=Policy(coalesce_window=s.coalesce_window),

@@ -1,8 +1,11 @@
 """The blast-radius guard: hold publications that look like a broken pipeline, not an outage.
 
-It judges evidence. Two conditions, both measured at planning time: more than ``max_new``
+It judges evidence. Three conditions, all measured at planning time: more than ``max_new``
 incidents opening within ``window`` (a rule gone wrong, a label rename, a monitoring outage
-reporting everything down), and more than half of the open incidents winding down at once while
+reporting everything down); more than ``max_new`` groups made to appear by one rules reload
+(groups with no impact in the pass before it), whenever they open — ``open_after`` may spread
+their opens over longer than the window, and a reload is a change an operator made, so the
+number that matters is per reload, not per minute; and more than half of the open incidents winding down at once while
 their alerts *vanished* — a TTL expiry, a pull that no longer sees them, a rules reload that no
 longer matches them, a lost store — rather than being resolved by their source (an Alertmanager
 restart that lost its state looks like that). A wind-down whose alerts the source explicitly
@@ -25,6 +28,7 @@ from bridge.domain import IncidentStatus, PublishedGroup
 from bridge.engine.model import CreateIncident, Plan, UpdateIncident
 
 NEW_INCIDENTS = "new_incidents"
+RELOAD_OPENS = "reload_opens"
 MASS_RESOLVE = "mass_resolve"
 
 
@@ -41,6 +45,19 @@ class GuardState:
     """When recent incidents were opened (for the sliding window)."""
     since: dict[str, datetime] = field(default_factory=dict)
     """Condition -> when it started holding."""
+    impacted: frozenset[str] = frozenset()
+    """The groups with an impact in the last pass."""
+    generation: int | None = None
+    """The rules' generation in the last pass (``None``: no pass yet)."""
+    reload_cohort: frozenset[str] = frozenset()
+    """The groups the last rules reload made appear."""
+
+    def note_pass(self, generation: int, impacted: frozenset[str]) -> None:
+        """Remember this pass's rules and impacted groups; a new generation starts a new cohort."""
+        if self.generation is not None and generation != self.generation:
+            self.reload_cohort = impacted - self.impacted
+        self.generation = generation
+        self.impacted = impacted
 
     def record_create(self, now: datetime) -> None:
         self.creates.append(now)
@@ -88,6 +105,13 @@ def check(
         opening,
         f"{recent + len(opening)} new incidents within {policy.window} (limit {policy.max_new})",
     )
+    # A cohort counts while its groups still have an impact; those not yet published are held.
+    cohort = [k for k in sorted(state.reload_cohort) if k in state.impacted]
+    conditions[RELOAD_OPENS] = (
+        len(cohort) > policy.max_new,
+        [k for k in cohort if k in opening],
+        f"{len(cohort)} new incident groups from one rules reload (limit {policy.max_new})",
+    )
     open_groups = [k for k, p in published.items() if p.open and not p.taken_over]
     resolving = [
         k
@@ -100,15 +124,17 @@ def check(
         resolving,
         f"{len(resolving)} of {len(open_groups)} open incidents resolving at once {why}",
     )
+    let_through: set[str] = set()
     for name, (active, keys, why) in conditions.items():
         if not active:
             state.since.pop(name, None)
             continue
         since = state.since.setdefault(name, now)
-        if released_at is not None and released_at >= since:
-            continue
-        if now - since >= policy.release_after:
+        if (released_at is not None and released_at >= since) or now - since >= policy.release_after:
+            # Released: what this condition held goes, even where another condition (e.g. the
+            # window, counting these very opens) started later — one release, not a relay of holds.
+            let_through.update(keys)
             continue
         for key in keys:
-            held[key] = f"blast-radius guard ({name}): {why}; held since {since.isoformat()}"
-    return held
+            held.setdefault(key, f"blast-radius guard ({name}): {why}; held since {since.isoformat()}")
+    return {k: why for k, why in held.items() if k not in let_through}

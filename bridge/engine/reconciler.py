@@ -143,12 +143,14 @@ class Reconciler:
         maintenance: MaintenanceSource | None = None,
         min_pass_interval: timedelta = timedelta(milliseconds=250),
         relevant: Callable[[Alert], bool] | None = None,
+        rules_generation: Callable[[], int] = lambda: 0,
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write. ``relevant`` says which
         active alerts a pass needs (those some rule matches); the others are counted, not kept."""
         self._store = store
         self._evaluate = evaluate
         self._relevant = relevant
+        self._rules_generation = rules_generation
         self._executor = executor
         self._clock = clock
         self.policy = policy or Policy()
@@ -230,6 +232,7 @@ class Reconciler:
             for name, (timeout, last) in evaluation.heartbeats.items()
             if last is None or now - last > timeout
         )
+        self._guard.note_pass(self._rules_generation(), frozenset(k for k, d in desired.items() if d.firing))
         report.guard = guard_check(
             plans,
             published,
