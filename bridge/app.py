@@ -195,7 +195,12 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             key,
             base_url=s.incidentio_base_url,
             timeout=s.incidentio_timeout.total_seconds(),
-            rate_limiter=TokenBucket(s.incidentio_rate_capacity, s.incidentio_rate_refill),
+            # The loop's clock, as its sleep is the loop's: one time for both (virtual in timelines).
+            rate_limiter=TokenBucket(
+                s.incidentio_rate_capacity,
+                s.incidentio_rate_refill,
+                clock=asyncio.get_running_loop().time,
+            ),
             # Short in-call retries (a blip); longer outages are paced by the executor's breaker,
             # whose probes must not sit in a long back-off when the provider comes back.
             retry=RetryPolicy(attempts=3, total_seconds=5.0, base_seconds=0.25, cap_seconds=1.0),

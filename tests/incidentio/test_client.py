@@ -27,13 +27,17 @@ from tests.conftest import SandboxFactory, SandboxServer
 
 
 class Sleeps:
-    """Injected sleep: records what the client asked to wait, waits nothing."""
+    """Injected sleep: records what the client asked to wait, waits nothing; ``now`` is the time
+    those sleeps add up to (one fake time for the sleep and the clock)."""
 
     def __init__(self) -> None:
         self.calls: list[float] = []
 
     async def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+
+    def now(self) -> float:
+        return sum(self.calls)
 
 
 @pytest.fixture
@@ -270,7 +274,7 @@ async def test_single_attempt_turns_in_call_retries_off(
 
 async def test_429_honours_retry_after(sandbox: SandboxServer, session: aiohttp.ClientSession) -> None:
     sleeps = Sleeps()
-    client = make_client(sandbox, session, sleeps, rate_limiter=TokenBucket(sleep=sleeps))
+    client = make_client(sandbox, session, sleeps, rate_limiter=TokenBucket(sleep=sleeps, clock=sleeps.now))
     await fault(
         sandbox,
         session,
