@@ -33,7 +33,7 @@ from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
 from bridge.engine.reconciler import PassReport, Reconciler
 from bridge.incidentio.client import RetryPolicy, StatusPageClient
-from bridge.incidentio.errors import Forbidden, IncidentIOError, NotFound
+from bridge.incidentio.errors import Forbidden, IncidentIOError, NotFound, OutcomeUnknown, RetryableError
 from bridge.incidentio.ratelimit import TokenBucket
 from bridge.ingest.auth import WebhookAuth
 from bridge.ingest.pull import PullError, pull_once
@@ -228,38 +228,48 @@ async def page_directory(client: StatusPageClient) -> PageDirectory:
     return PageDirectory(tuple(pages))
 
 
-async def preflight(client: StatusPageClient) -> list[str]:
-    """Problems with the API key: it must be accepted, and it must be allowed to publish.
+async def preflight(client: StatusPageClient) -> tuple[list[str], list[str]]:
+    """Problems with the API key, as (definite, unanswered): it must be accepted, and it must be
+    allowed to publish. A definite problem (a refused key, a missing scope) stops a live daemon;
+    an unanswered check (the provider is down or slow at start-up) does not: refusing to start
+    would lose the alerts that arrive meanwhile, and the breaker paces the API once it runs.
 
     Publishing is probed with an update to an incident that does not exist: a key allowed to
     publish gets 404 (nothing is written), one that is not gets 403.
     """
     try:
         pages = await client.list_status_pages()
+    except (RetryableError, OutcomeUnknown) as exc:
+        return [], [f"could not check the API key against {client.base_url}: {exc}"]
     except IncidentIOError as exc:
-        return [f"the API key does not work against {client.base_url}: {exc}"]
+        return [f"the API key does not work against {client.base_url}: {exc}"], []
     if not pages:
-        return ["the API key sees no status page"]
+        return ["the API key sees no status page"], []
     try:
         await client.create_incident_update(incident_id="statusbridge-preflight-probe", message="preflight")
     except NotFound:
-        return []
+        return [], []
     except Forbidden:
-        return ["the API key may read but not publish (it needs the status_pages.publish_updates scope)"]
+        return ["the API key may read but not publish (it needs the status_pages.publish_updates scope)"], []
+    except (RetryableError, OutcomeUnknown) as exc:
+        return [], [f"could not check that the API key may publish: {exc}"]
     except IncidentIOError as exc:
-        return [f"could not check that the API key may publish: {exc}"]
-    return []
+        return [f"could not check that the API key may publish: {exc}"], []
+    return [], []
 
 
 async def _preflight_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     if rt.client is not None and rt.settings.preflight:
-        problems = await preflight(rt.client)
-        if problems and rt.settings.mode == "live":
-            raise SettingsError("pre-flight: " + "; ".join(problems))
-        for problem in problems:
+        definite, unanswered = await preflight(rt.client)
+        if definite and rt.settings.mode == "live":
+            raise SettingsError("pre-flight: " + "; ".join(definite))
+        for problem in definite:
             rt.warnings["preflight"] = problem
             log.warning("pre-flight problem (shadow mode carries on)", problem=problem)
+        for problem in unanswered:
+            rt.warnings["preflight"] = problem
+            log.warning("pre-flight check unanswered: starting anyway", problem=problem)
     yield
 
 
@@ -279,7 +289,10 @@ async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
                 "could not read the status pages; rule names stay unresolved until a reload", error=str(exc)
             )
     if directory is None and rt.client is not None:
-        rt.warnings["rules_unresolved"] = "page and component names are not checked against the page"
+        rt.warnings[UNRESOLVED] = (
+            "the status pages could not be read: names in the rules are unresolved and nothing is "
+            "published until they are (retried every 2 s)"
+        )
     try:
         rt.rules = RulesHolder(
             path,
@@ -301,11 +314,39 @@ async def _rules_ctx(app: web.Application) -> AsyncIterator[None]:
         loop.remove_signal_handler(signal.SIGHUP)
 
 
+UNRESOLVED = "rules_unresolved"
+
+
 async def _watch_rules(rt: Runtime) -> None:
     while True:
         await asyncio.sleep(2)
-        if rt.rules is not None and rt.rules.changed_on_disk():
+        if rt.rules is None:
+            continue
+        if UNRESOLVED in rt.warnings and rt.client is not None:
+            await _resolve_names(rt, rt.client, rt.rules)
+        if rt.rules.changed_on_disk():
             rt.rules.reload()
+
+
+async def _resolve_names(rt: Runtime, client: StatusPageClient, rules: RulesHolder) -> None:
+    """Start-up could not read the pages (the provider was down): try again; once it answers,
+    the rules and windows take the page's IDs and publication starts."""
+    try:
+        directory = await page_directory(client)
+    except IncidentIOError:
+        return
+    rules.directory = directory
+    if rt.windows is not None:
+        rt.windows.directory = directory
+    rt.warnings.pop(UNRESOLVED, None)
+    log.info("status pages read: rule names resolved")
+    rules.reload()
+
+
+def _unresolved_hold(rt: Runtime) -> str | None:
+    if UNRESOLVED in rt.warnings and rt.client is not None:
+        return "the status pages could not be read yet: names in the rules are unresolved"
+    return None
 
 
 async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -334,6 +375,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         evaluate=rt.evaluate,
         relevant=rt.relevant,
         rules_generation=lambda: rt.rules.generation if rt.rules is not None else 0,
+        hold=lambda: _unresolved_hold(rt),
         executor=executor,
         clock=rt.clock,
         policy=Policy(coalesce_window=s.coalesce_window),

@@ -116,6 +116,8 @@ class PassReport:
     """The status page API is unavailable (the executor's breaker is open) as the pass ends."""
     wake_at: datetime | None = None
     paused: bool = False
+    held: str | None = None
+    """Why this pass published nothing at all (paused, or the rules' names unresolved), if so."""
     blind: list[str] = field(default_factory=list)
     """Heartbeat rules whose alert has not arrived within its timeout."""
     guard: dict[str, str] = field(default_factory=dict)
@@ -144,6 +146,7 @@ class Reconciler:
         min_pass_interval: timedelta = timedelta(milliseconds=250),
         relevant: Callable[[Alert], bool] | None = None,
         rules_generation: Callable[[], int] = lambda: 0,
+        hold: Callable[[], str | None] = lambda: None,
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write. ``relevant`` says which
         active alerts a pass needs (those some rule matches); the others are counted, not kept."""
@@ -151,6 +154,8 @@ class Reconciler:
         self._evaluate = evaluate
         self._relevant = relevant
         self._rules_generation = rules_generation
+        self._hold = hold
+        """Why nothing may be published right now (the rules' names are not resolved yet), or None."""
         self._executor = executor
         self._clock = clock
         self.policy = policy or Policy()
@@ -186,7 +191,8 @@ class Reconciler:
         paused = bool(await self._store.get_control(PAUSED))
         released_raw = await self._store.get_control(GUARD_RELEASED)
         released_at = datetime.fromisoformat(released_raw) if released_raw else None
-        writing = self._executor is not None and not paused
+        hold = "paused by an admin: nothing is published" if paused else self._hold()
+        writing = self._executor is not None and hold is None
         if writing and (self._next_drift is None or now >= self._next_drift):
             published = await self._check_drift(published)
             self._next_drift = now + self._drift_interval
@@ -225,7 +231,7 @@ class Reconciler:
             or (p.create_attempted and p.incident_status is None)
         }
         plans = {k: plan(desired.get(k), published.get(k), now, self.policy) for k in sorted(keys)}
-        report = PassReport(at=now, alerts=active, paused=paused, maintenances=maintenance_report)
+        report = PassReport(at=now, alerts=active, paused=paused, held=hold, maintenances=maintenance_report)
         report.wake_at = wake_maintenance
         report.blind = sorted(
             name
@@ -299,8 +305,8 @@ class Reconciler:
         report = GroupReport(key, desired, published, result)
         if self._executor is None:
             return report
-        if report_.paused:
-            report.plan = replace(result, held="paused by an admin: nothing is published")
+        if report_.held is not None:
+            report.plan = replace(result, held=report_.held)
             return report
         if key in report_.guard:
             report.plan = replace(result, held=report_.guard[key])
