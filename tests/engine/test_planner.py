@@ -26,7 +26,16 @@ from bridge.engine.model import (
     UpdateIncident,
     idempotency_key,
 )
-from bridge.engine.planner import after_create, after_rename, after_update, before_create, plan, with_pending
+from bridge.engine.planner import (
+    after_create,
+    after_rename,
+    after_update,
+    before_create,
+    note_flip,
+    plan,
+    with_firing_record,
+    with_pending,
+)
 from tests.engine import realdesired
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -489,8 +498,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         """One pass for a group; ``crash`` loses the commit after the API call, ``unknown`` makes an
         update's outcome unknown (applied on the page, error to the caller)."""
         pub = self.published.get(g)
-        result = plan(self.desired_for(g), pub, self.now, POLICY)
-        pub = with_pending(pub, result)
+        d = self.desired_for(g)
+        if pub is not None:
+            pub = self.published[g] = note_flip(pub, d, self.now)
+        result = plan(d, pub, self.now, POLICY)
+        pub = with_firing_record(with_pending(pub, result), d)
         for action in result.actions:
             if isinstance(action, CreateIncident):
                 pub = self.published[g] = before_create(pub, action)
