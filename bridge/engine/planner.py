@@ -200,6 +200,10 @@ def before_create(published: PublishedGroup | None, action: CreateIncident) -> P
         name=action.name,
         update_count=0,
         create_attempted=True,
+        # The rule's settings and the series behind it are recorded ahead too: if the outcome is
+        # never recorded and the alerts then resolve, the wind-down must still be the rule's.
+        settings=action.settings if action.settings is not None else base.settings,
+        alerts=action.alerts or base.alerts,
     )
 
 

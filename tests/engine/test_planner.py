@@ -221,15 +221,10 @@ def test_quiet_after_unrecorded_create_settles_it_with_the_same_key() -> None:
     assert mon.incident_status is IS.MONITORING
 
 
-UNRECORDED_CREATE_LOSES_SETTINGS = (
-    "planner bug: before_create does not record the CreateIncident's settings, so after a crash "
-    "between the create and its outcome a group whose alerts then resolve (desired None) is "
-    "settled and wound down with the built-in GroupSettings, not its rule's (resolved_message, "
-    "resolve_after, notify). The hand-built quiet DesiredGroup used to carry the rule's settings."
-)
+# A create whose outcome was never recorded (a crash, a timeout) and whose alerts then resolve:
+# the planner gets None, so the rule's settings must come from the write-ahead record.
 
 
-@pytest.mark.xfail(strict=True, reason=UNRECORDED_CREATE_LOSES_SETTINGS)
 def test_settling_an_unrecorded_create_uses_the_rules_resolved_message() -> None:
     (c,) = plan(desired({"api": CS.PARTIAL_OUTAGE}), None, T0, POLICY).actions
     assert isinstance(c, CreateIncident)
@@ -239,7 +234,6 @@ def test_settling_an_unrecorded_create_uses_the_rules_resolved_message() -> None
     assert settle.message == "Resolved."
 
 
-@pytest.mark.xfail(strict=True, reason=UNRECORDED_CREATE_LOSES_SETTINGS)
 def test_winding_down_a_replayed_create_keeps_the_rules_resolve_after() -> None:
     (c,) = plan(desired({"api": CS.PARTIAL_OUTAGE}, rule={"resolve_after": "30m"}), None, T0, POLICY).actions
     assert isinstance(c, CreateIncident)

@@ -1,28 +1,37 @@
 """Model-based test: random timelines through the real pipeline, invariants checked at every step.
 
-Hypothesis draws alert deliveries (firing, resolves, duplicates), restarts and a human resolving an
-incident in the dashboard, at random virtual times; each timeline runs through the real daemon and
-sandbox (``run_timeline``), and the invariants below are checked after every step and at the end,
-after a quiet tail long enough for every hold to pass. CI runs 200 timelines; ``--full`` 5,000.
+Hypothesis draws alert deliveries (firing, resolves, duplicates), restarts, store losses (after
+which Alertmanager's next flush re-sends what still fires), a human resolving an incident in the
+dashboard, provider faults (a 503 outage, a write applied but answered 500, a write that lands
+15 s late, a 429 with Retry-After), maintenance windows through the admin API and rule reloads, at
+random virtual times; each timeline runs through the real daemon and sandbox (``run_timeline``),
+and the invariants below are checked after every step and at the end, after a quiet tail long
+enough for every hold to pass. CI runs 200 timelines; ``--full`` 5,000.
 
 The invariants (written once, here):
 
 1. at most one ongoing incident per group, at every step;
 2. after the quiet tail, each component equals the worst status over the firing alerts that
-   impact it (operational when none fire), except a group a human resolved while it still fired;
+   impact it under the rules in force (operational when none fire), except a group a human
+   resolved while it still fired;
 3. the bridge resolves an incident only after its group has had no firing alert for
    ``resolve_after``;
 4. the bridge never writes to an incident a human resolved, nor to one it resolved itself;
-5. no write is refused by the page (4xx): the bridge never sends what the API forbids.
+5. no write is refused by the page (4xx other than an injected fault): the bridge never sends what
+   the API forbids;
+6. flapping stays within its bound: no incident gets more than ``FLAP_BOUND`` writes within any
+   ``flap_window``;
+7. the guard never holds a publication the evidence explains: with no store loss or rule reload
+   before it (the only ways alerts vanish here), nothing is ever held by the blast-radius guard.
 
-Not generated yet (see tests/timelines/README.md): store loss, faults, maintenance, rule reloads,
-late-landing writes; flapping is exercised by the short gaps but its bound is the corpus's.
+Late writes after a leader takeover need a second replica and are the HA drill's
+(tests/resilience/test_ha_storm.py), not this one-process model's.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +42,24 @@ from bridge.timeline.model import Timeline
 from bridge.timeline.runner import TimelineRun, run_timeline
 
 RESOLVE_AFTER = 60
-QUIET_TAIL = 15 * 60
-"""After the last input: the flap window (10m) and resolve_after pass, so the page must settle."""
+FLAP_WINDOW = 120
+FLAP_THRESHOLD = 4
+FLAP_BOUND = FLAP_THRESHOLD + 4
+"""Writes one incident may get within a flap window: one per flip until flapping is detected, the
+one update saying it is intermittent, and the worst status rising twice (degraded -> full)."""
+GUARD_RELEASE = 5 * 60
+QUIET_TAIL = 10 * 60
+"""After the last input: a guard hold, the flap window, resolve_after and every fault pass."""
+MAINTENANCE = 4 * 60
+"""A window starts a minute after it is posted and lasts three."""
 SEVERITY = {"operational": 0, "degraded_performance": 1, "partial_outage": 2, "full_outage": 3}
 RULES: dict[str, Any] = {
     "status_page": "Acme Status",
-    "defaults": {"resolve_after": f"{RESOLVE_AFTER}s"},
+    "defaults": {
+        "resolve_after": f"{RESOLVE_AFTER}s",
+        "flap_window": f"{FLAP_WINDOW}s",
+        "flap_threshold": FLAP_THRESHOLD,
+    },
     "rules": [
         {
             "name": "api",
@@ -59,9 +80,38 @@ RULES: dict[str, Any] = {
         },
     ],
 }
+RELOADED: dict[str, Any] = {
+    **RULES,
+    "rules": [
+        {
+            **RULES["rules"][0],
+            "status": {
+                "from_label": "severity",
+                "map": {"critical": "full_outage", "warning": "partial_outage"},
+            },
+        },
+        RULES["rules"][1],
+    ],
+}
+"""The rules after a reload: the API's warnings count for more."""
 SERIES = [("APIDown", "a", "critical"), ("APIDown", "b", "warning"), ("DBDown", "a", "critical")]
 GROUP_OF = {"APIDown": ("api", "API problems", "API"), "DBDown": ("db", "Database problems", "Database")}
-STATUS_OF = {("APIDown", "critical"): "full_outage", ("APIDown", "warning"): "degraded_performance"}
+STATUS_OF = {
+    False: {("APIDown", "critical"): "full_outage", ("APIDown", "warning"): "degraded_performance"},
+    True: {("APIDown", "critical"): "full_outage", ("APIDown", "warning"): "partial_outage"},
+}
+"""Reloaded? -> (alertname, severity) -> status (DBDown: partial_outage under both)."""
+FAULTS: dict[str, dict[str, Any]] = {
+    "outage": {"path_prefix": "/v2/", "status": 503, "duration": "60s"},
+    "unknown": {
+        "method": "POST",
+        "path_prefix": "/v2/status_page_incident",
+        "status": 500,
+        "after_processing": True,
+    },
+    "late": {"method": "POST", "path_prefix": "/v2/status_page_incident_updates", "latency": "15s"},
+    "throttled": {"method": "POST", "path_prefix": "/v2/", "status": 429, "retry_after": 20},
+}
 
 
 def labels(series: tuple[str, str, str]) -> dict[str, str]:
@@ -73,6 +123,10 @@ step = st.one_of(
     st.tuples(st.just("resolve"), st.sampled_from(SERIES)),
     st.tuples(st.just("restart"), st.none()),
     st.tuples(st.just("human_resolve"), st.sampled_from(["API problems", "Database problems"])),
+    st.tuples(st.just("store_loss"), st.none()),
+    st.tuples(st.just("fault"), st.sampled_from(sorted(FAULTS))),
+    st.tuples(st.just("maintenance"), st.none()),
+    st.tuples(st.just("reload"), st.none()),
 )
 gap = st.sampled_from([0.5, 1, 2, 3, 5, 10, 30, 61, 120, 300])
 timelines = st.lists(st.tuples(gap, step), min_size=1, max_size=25)
@@ -81,6 +135,8 @@ timelines = st.lists(st.tuples(gap, step), min_size=1, max_size=25)
 def build(draw: list[tuple[float, tuple[str, Any]]]) -> tuple[Timeline, list[tuple[float, str, Any]]]:
     events: list[dict[str, Any]] = []
     script: list[tuple[float, str, Any]] = []
+    firing: set[tuple[str, str, str]] = set()
+    reloaded = False
     t = 0.0
     for dt, (kind, arg) in draw:
         t += dt
@@ -89,9 +145,33 @@ def build(draw: list[tuple[float, tuple[str, Any]]]) -> tuple[Timeline, list[tup
             alert: dict[str, Any] = {"labels": labels(arg)}
             if kind == "resolve":
                 alert["status"] = "resolved"
+            (firing.add if kind == "fire" else firing.discard)(arg)
             events.append({"at": at, "alertmanager": {"alerts": [alert]}})
         elif kind == "restart":
             events.append({"at": at, "restart": True})
+        elif kind == "store_loss":
+            events.append({"at": at, "store_loss": True})
+            if firing:
+                # Alertmanager's next flush re-sends what still fires (group_interval later);
+                # it is an input like any other (its own time, in the script).
+                t += 10
+                again = [{"labels": labels(x)} for x in sorted(firing)]
+                events.append({"at": f"{t:g}s", "alertmanager": {"alerts": again}})
+        elif kind == "fault":
+            events.append({"at": at, "fault": FAULTS[arg]})
+        elif kind == "maintenance":
+            start = tl_start() + timedelta(seconds=t + 60)
+            window = {
+                "name": f"Maintenance at {t:g}s",
+                "status_page": "Acme Status",
+                "components": ["Database"],
+                "start_at": start.isoformat(),
+                "end_at": (start + timedelta(seconds=MAINTENANCE - 60)).isoformat(),
+            }
+            events.append({"at": at, "maintenance": window})
+        elif kind == "reload":
+            reloaded = not reloaded
+            events.append({"at": at, "rules": RELOADED if reloaded else RULES})
         else:
             events.append({"at": at, "human": {"action": "resolve", "incident": arg, "required": False}})
         script.append((t, kind, arg))
@@ -101,12 +181,16 @@ def build(draw: list[tuple[float, tuple[str, Any]]]) -> tuple[Timeline, list[tup
             "version": 1,
             "name": "generated",
             "rules": RULES,
-            "settings": {"reconcile_interval": "30s"},
+            "settings": {"reconcile_interval": "60s", "guard_release_after": f"{GUARD_RELEASE}s"},
             "events": events,
             "expect": [{"at": f"{end:g}s"}],
         }
     )
     return tl, script
+
+
+def tl_start() -> datetime:
+    return Timeline.model_fields["start"].default  # type: ignore[no-any-return]
 
 
 def firing_intervals(
@@ -162,12 +246,13 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
         last = max((b for a, b in intervals.get(group, []) if a <= t_h.total_seconds()), default=None)
         if last is not None and last >= end:
             taken_over.add(group)
+    reloaded = sum(1 for _, kind, _ in script if kind == "reload") % 2 == 1
     public = state["components"][run.page_id]
     for alertname, (group, _, component) in GROUP_OF.items():
         want = "operational"
         for s in final:
             if s[0] == alertname:
-                status = STATUS_OF.get((s[0], s[2]), "partial_outage")
+                status = STATUS_OF[reloaded].get((s[0], s[2]), "partial_outage")
                 want = max(want, status, key=SEVERITY.__getitem__)
         have = public[run.component_id(component)]
         if group not in taken_over:
@@ -190,11 +275,28 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
                     f"resolved at {at}s while the group fired in [{a}, {b}]"  # invariant 3
                 )
             resolved_at[w.incident_id or ""] = at
+    by_incident: dict[str, list[float]] = {}
+    for w in writes:
+        if w.incident_id is not None:
+            by_incident.setdefault(w.incident_id, []).append(w.at.total_seconds())
+    for iid, times in by_incident.items():
+        for i, first in enumerate(times):
+            within = [t for t in times[i:] if t < first + FLAP_WINDOW]
+            assert len(within) <= FLAP_BOUND, (
+                f"incident {iid}: {len(within)} writes within {FLAP_WINDOW}s from {first}s"
+            )  # invariant 6
+    vanished = min((t for t, kind, _ in script if kind in ("store_loss", "reload")), default=None)
+    for line in run.trace:
+        if "blast-radius guard" in line.text:
+            assert vanished is not None and line.at.total_seconds() >= vanished, (
+                f"the guard held what the evidence explains: {line.at} {line.group}: {line.text}"
+            )  # invariant 7
     refused = [
         e
         for e in run.request_log
         if e["method"] != "GET"
-        and e["status"] >= 400
+        and 400 <= e["status"] < 500
+        and e["status"] != 429  # the injected throttling
         # pre-flight's deliberate probe: an update to an incident that cannot exist (404 vs 403)
         and (e.get("body") or {}).get("status_page_incident_id") != "statusbridge-preflight-probe"
     ]
