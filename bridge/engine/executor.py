@@ -393,9 +393,21 @@ class Executor:
 
     async def read_back(self, published: PublishedGroup) -> PublishedGroup:
         with self._turn():
-            return await self._read_back(published)
+            return (await self._read_back_view(published))[0]
+
+    async def read_back_view(self, published: PublishedGroup) -> tuple[PublishedGroup, IncidentView | None]:
+        """Read the incident back (a human's change is recorded as a takeover) and return what the
+        page showed too (``None``: the incident is gone)."""
+        try:
+            with self._turn():
+                return await self._read_back_view(published)
+        except OutcomeUnknown as exc:
+            raise ActionFailed(str(exc)) from exc
 
     async def _read_back(self, published: PublishedGroup) -> PublishedGroup:
+        return (await self._read_back_view(published))[0]
+
+    async def _read_back_view(self, published: PublishedGroup) -> tuple[PublishedGroup, IncidentView | None]:
         assert published.incident_id is not None
         try:
             page = await self._api.show(published.incident_id)
@@ -404,7 +416,7 @@ class Executor:
                 published, outcome_unknown=False, taken_over=True, taken_over_reason="deleted on the page"
             )
             await self._save(gone, "read_back", "drift", "incident no longer exists")
-            return gone
+            return gone, None
         except OutcomeUnknown as exc:
             raise ActionFailed(str(exc)) from exc
         late_until = (
@@ -422,7 +434,7 @@ class Executor:
                     incident_id=published.incident_id,
                     reason=after.taken_over_reason,
                 )
-        return after
+        return after, page
 
 
 class _Watched:

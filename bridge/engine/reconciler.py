@@ -404,14 +404,20 @@ class Reconciler:
             if not mine:
                 continue
             try:
-                view = await self._executor.show(group.incident_id)
+                # A read-back, not a bare show: a human who changed the incident since the last
+                # drift check (resolved it, say) is seen here, and the incident is left to them.
+                current, view = await self._executor.read_back_view(group)
             except ActionFailed as exc:
                 log.warning("could not read an incident back after a maintenance", group=key, error=str(exc))
+                continue
+            published[key] = current
+            if view is None or current.taken_over or not current.open:
                 continue
             lost = {c for c in mine if c not in view.impacted}
             if lost:
                 changed = replace(
-                    group, components={**group.components, **dict.fromkeys(lost, ComponentStatus.OPERATIONAL)}
+                    current,
+                    components={**current.components, **dict.fromkeys(lost, ComponentStatus.OPERATIONAL)},
                 )
                 await self._store.save_group(changed)
                 published[key] = changed

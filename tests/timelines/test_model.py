@@ -30,11 +30,14 @@ Late writes after a leader takeover need a second replica and are the HA drill's
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -226,6 +229,19 @@ async def every_step(run: TimelineRun) -> None:
     assert not doubled, f"at {run.elapsed()}: more than one ongoing incident for {doubled}"  # invariant 1
 
 
+def _as_written(value: Any) -> Any:
+    """A dumped timeline as its file format writes it (durations in seconds)."""
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _as_written(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_written(v) for v in value]
+    return value
+
+
 def forgot_a_window(script: list[tuple[float, str, Any]]) -> bool:
     """A store loss while a window posted through the admin API had not ended yet."""
     posted = [t for t, kind, _ in script if kind == "maintenance"]
@@ -340,6 +356,16 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
 def test_random_timelines_keep_the_invariants(draw: list[tuple[float, tuple[str, Any]]]) -> None:
     tl, script = build(draw)
     end = tl.expect[-1].at.total_seconds()
-    result = run_timeline(tl, Path(__file__), observer=every_step)
-    assert result.passed, "\n".join(result.failures)
-    check_end(result, script, end)
+    try:
+        result = run_timeline(tl, Path(__file__), observer=every_step)
+        assert result.passed, "\n".join(result.failures)
+        check_end(result, script, end)
+    except AssertionError as exc:
+        # The failing timeline as a file: replay it with `statusbridge test-timeline -v FILE`.
+        text = yaml.safe_dump(
+            _as_written(tl.model_dump(by_alias=True, exclude_defaults=True)), sort_keys=False
+        )
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        path = Path(tempfile.gettempdir()) / f"statusbridge-model-{digest}.yaml"
+        path.write_text(text, encoding="utf-8")
+        raise AssertionError(f"{exc}\n(the timeline: {path})") from exc
