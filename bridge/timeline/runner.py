@@ -292,7 +292,10 @@ class TimelineRun:
         assert self._session is not None
         self._human_writes.append((method, path, json.loads(json.dumps(body))))
         async with self._session.request(
-            method, self._sandbox_url + path, json=body, headers={"Authorization": f"Bearer {HUMAN_KEY}"}
+            method,
+            self._sandbox_url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {HUMAN_KEY}", "X-Sandbox-Dashboard": "1"},
         ) as resp:
             return resp.status, await resp.json()
 
@@ -408,7 +411,11 @@ class TimelineRun:
                 ]
             else:
                 body["component_statuses"] = latest.get("component_statuses", [])
-        await self._sandbox_send("POST", "/v2/status_page_incident_updates", body)
+        code, answer = await self._sandbox_send("POST", "/v2/status_page_incident_updates", body)
+        if code >= 300:
+            self.failures.append(
+                f"at {_fmt(self.elapsed())}: the human's {human.action} failed: {code} {answer}"
+            )
 
     def _component_id(self, name: str) -> str:
         return self._component_ids.get(name, name)
