@@ -398,11 +398,8 @@ class Executor:
     async def read_back_view(self, published: PublishedGroup) -> tuple[PublishedGroup, IncidentView | None]:
         """Read the incident back (a human's change is recorded as a takeover) and return what the
         page showed too (``None``: the incident is gone)."""
-        try:
-            with self._turn():
-                return await self._read_back_view(published)
-        except OutcomeUnknown as exc:
-            raise ActionFailed(str(exc)) from exc
+        with self._turn():
+            return await self._read_back_view(published)
 
     async def _read_back(self, published: PublishedGroup) -> PublishedGroup:
         return (await self._read_back_view(published))[0]
