@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -395,16 +396,21 @@ class Executor:
         with self._turn():
             return (await self._read_back_view(published))[0]
 
-    async def read_back_view(self, published: PublishedGroup) -> tuple[PublishedGroup, IncidentView | None]:
+    async def read_back_view(
+        self, published: PublishedGroup, *, reset: AbstractSet[str] = frozenset()
+    ) -> tuple[PublishedGroup, IncidentView | None]:
         """Read the incident back (a human's change is recorded as a takeover) and return what the
-        page showed too (``None``: the incident is gone)."""
+        page showed too (``None``: the incident is gone). ``reset``: components a maintenance
+        completion has just set operational (see :func:`after_read_back`)."""
         with self._turn():
-            return await self._read_back_view(published)
+            return await self._read_back_view(published, reset)
 
     async def _read_back(self, published: PublishedGroup) -> PublishedGroup:
         return (await self._read_back_view(published))[0]
 
-    async def _read_back_view(self, published: PublishedGroup) -> tuple[PublishedGroup, IncidentView | None]:
+    async def _read_back_view(
+        self, published: PublishedGroup, reset: AbstractSet[str] = frozenset()
+    ) -> tuple[PublishedGroup, IncidentView | None]:
         assert published.incident_id is not None
         try:
             page = await self._api.show(published.incident_id)
@@ -419,7 +425,7 @@ class Executor:
         late_until = (
             published.unknown_since + self.late_write_window if published.unknown_since is not None else None
         )
-        after = after_read_back(published, page, self._clock(), late_until=late_until)
+        after = after_read_back(published, page, self._clock(), late_until=late_until, reset=reset)
         if after != published:
             outcome = "drift" if after.taken_over and not published.taken_over else "ok"
             await self._save(after, "read_back", outcome, after.taken_over_reason or "")

@@ -38,19 +38,23 @@ def incident_view(incident: Incident) -> IncidentView:
         status: IncidentStatus | None = IncidentStatus(str(incident.incident_status))
     except ValueError:
         status = None
+    impacted = frozenset(i.component_id for i in incident.component_impacts if i.end_at is None)
     components = {}
     for cid, value in incident.current_components().items():
         try:
-            components[cid] = ComponentStatus(value)
+            shown = ComponentStatus(value)
         except ValueError:
-            components[cid] = ComponentStatus.OPERATIONAL
+            shown = ComponentStatus.OPERATIONAL
+        # An impact that ended after the latest update (a maintenance completion resets its
+        # components) no longer shows on the page, whatever that update said.
+        components[cid] = shown if cid in impacted else ComponentStatus.OPERATIONAL
     return IncidentView(
         id=incident.id,
         name=incident.name,
         incident_status=status,
         components=components,
         update_count=len(incident.updates),
-        impacted=frozenset(i.component_id for i in incident.component_impacts if i.end_at is None),
+        impacted=impacted,
         digests=tuple(
             update_digest(
                 str(u.incident_status),

@@ -12,6 +12,7 @@ again (ARCHITECTURE.md: respected, not fought).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -27,7 +28,8 @@ class IncidentView:
     incident_status: IncidentStatus | None
     """``None`` for a status value this version does not know (the API may add enum values)."""
     components: Mapping[str, ComponentStatus]
-    """Component statuses as of the latest update (operational included)."""
+    """Component statuses the page shows: the latest update's (operational included), except that
+    a component whose impact has ended since (a maintenance completion) is operational."""
     update_count: int
     impacted: frozenset[str] = frozenset()
     """Components with an ongoing impact period on the page (what a maintenance completion can erase)."""
@@ -35,10 +37,17 @@ class IncidentView:
     """Content digest of each update, newest first (``update_digest``)."""
 
 
-def _differs(published: PublishedGroup, page: IncidentView) -> str | None:
+def _differs(published: PublishedGroup, page: IncidentView, reset: AbstractSet[str]) -> str | None:
     if page.incident_status != published.incident_status:
         return f"status is {page.incident_status} on the page, {published.incident_status} published"
-    mine = {c: s for c, s in published.components.items() if s is not ComponentStatus.OPERATIONAL}
+    mine = {
+        c: s
+        for c, s in published.components.items()
+        if s is not ComponentStatus.OPERATIONAL
+        and not (
+            c in reset and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
+        )
+    }
     theirs = {c: s for c, s in page.components.items() if s is not ComponentStatus.OPERATIONAL}
     if mine != theirs:
         return "components differ from what the bridge published"
@@ -46,13 +55,21 @@ def _differs(published: PublishedGroup, page: IncidentView) -> str | None:
 
 
 def after_read_back(
-    published: PublishedGroup, page: IncidentView, now: datetime, *, late_until: datetime | None = None
+    published: PublishedGroup,
+    page: IncidentView,
+    now: datetime,
+    *,
+    late_until: datetime | None = None,
+    reset: AbstractSet[str] = frozenset(),
 ) -> PublishedGroup:
     """The published record after comparing it with the page.
 
     ``late_until``: until then the write of unknown outcome may still land (a request already on the
     wire): an unchanged page proves nothing yet, so the record stays unknown and asks to be read
-    again then, instead of letting the planner re-send."""
+    again then, instead of letting the planner re-send.
+
+    ``reset``: components a maintenance completion has just set operational on the page; shown
+    operational there, they are the completion's doing, not a human's."""
     if (
         published.outcome_unknown
         and late_until is not None
@@ -98,7 +115,7 @@ def after_read_back(
             recheck_at=None,
         )
     reason: str | None
-    reason = f"{extra} update(s) the bridge did not post" if extra > 0 else _differs(published, page)
+    reason = f"{extra} update(s) the bridge did not post" if extra > 0 else _differs(published, page, reset)
     if reason is None and page.name != published.name:
         reason = "renamed on the page"
     if reason is None:

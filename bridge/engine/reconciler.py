@@ -406,7 +406,7 @@ class Reconciler:
             try:
                 # A read-back, not a bare show: a human who changed the incident since the last
                 # drift check (resolved it, say) is seen here, and the incident is left to them.
-                current, view = await self._executor.read_back_view(group)
+                current, view = await self._executor.read_back_view(group, reset=mine)
             except ActionFailed as exc:
                 log.warning("could not read an incident back after a maintenance", group=key, error=str(exc))
                 continue
