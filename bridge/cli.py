@@ -130,7 +130,7 @@ EXIT_MALFORMED = 2
 
 def _cmd_test_timeline(args: argparse.Namespace) -> int:
     from bridge.observability import configure_logging
-    from bridge.timeline import TimelineFileError, load_timeline, run_timeline
+    from bridge.timeline import TimelineFileError, TimelineStuck, load_timeline, run_timeline
 
     configure_logging("error")  # the daemon's own log would drown the report
 
@@ -152,7 +152,12 @@ def _cmd_test_timeline(args: argparse.Namespace) -> int:
         return EXIT_MALFORMED
     failed = 0
     for path, timeline in timelines:
-        result = run_timeline(timeline, path)
+        try:
+            result = run_timeline(timeline, path)
+        except TimelineStuck as exc:
+            failed += 1
+            print(f"FAIL {path}: {timeline.name}\n  stuck: {exc}")
+            continue
         if result.passed:
             print(f"PASS {path}: {timeline.name}")
             if args.verbose:

@@ -7,6 +7,6 @@ through the real daemon and sandbox on virtual time (see ``runner.py`` and ``clo
 
 from bridge.timeline.loader import TimelineFileError, load_timeline
 from bridge.timeline.model import Timeline
-from bridge.timeline.runner import Result, run_timeline
+from bridge.timeline.runner import Result, TimelineStuck, run_timeline
 
-__all__ = ["Result", "Timeline", "TimelineFileError", "load_timeline", "run_timeline"]
+__all__ = ["Result", "Timeline", "TimelineFileError", "TimelineStuck", "load_timeline", "run_timeline"]

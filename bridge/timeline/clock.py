@@ -161,6 +161,26 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 return False
         return True
 
+    def waiting_on(self) -> str:
+        """What keeps the clock from moving, in words (for a run that seems stuck)."""
+        parts = [f"{self._executor_jobs} executor job(s) in flight"]
+        worker = self._worker
+        frames = sys._current_frames()
+        for thread in threading.enumerate():
+            if worker is None or getattr(thread, "_target", None) is not worker:
+                continue
+            args = getattr(thread, "_args", ())
+            queue = args[0] if args else None
+            frame = frames.get(thread.ident) if thread.ident is not None else None
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
+            pending = "?" if queue is None else ("empty" if queue.empty() else "requests waiting")
+            parts.append(f"aiosqlite thread {thread.name} at {where}, queue {pending}")
+        # BaseEventLoop's own queues (not typed): how much the loop itself still has to do.
+        timers = len(getattr(self, "_scheduled", ()))
+        ready = len(getattr(self, "_ready", ()))
+        parts.append(f"{timers} timer(s) scheduled, {ready} callback(s) ready")
+        return "; ".join(parts)
+
     def busy(self) -> bool:
         """Whether anything outside the loop's own timers is still working for it."""
         if self._executor_jobs:

@@ -18,7 +18,10 @@ import contextlib
 import json
 import random
 import shutil
+import sys
 import tempfile
+import threading
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +47,9 @@ HUMAN_KEY = "timeline-human"
 ADMIN_TOKEN = "timeline-admin"  # noqa: S105
 SETTLE_LIMIT = timedelta(hours=48)
 """A timeline longer than this after its last event is a mistake, not a test."""
+WALL_LIMIT = 120.0
+"""Real seconds a timeline may take. The corpus's longest takes about 3 s on a loaded CI machine;
+a run past this is stuck, and is stopped with what it waited on rather than hanging CI."""
 
 
 @dataclass
@@ -779,20 +785,62 @@ async def _run_async(
         return run
 
 
+class TimelineStuck(RuntimeError):
+    """A timeline took more real time than :data:`WALL_LIMIT`: the virtual clock is waiting for
+    something that does not come. The message says what the loop was waiting on."""
+
+
+def _stacks(skip: int | None) -> str:
+    frames = sys._current_frames()
+    out: list[str] = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident) if thread.ident is not None else None
+        if frame is None or thread.ident == skip:
+            continue
+        out.append(f"thread {thread.name}:\n" + "".join(traceback.format_stack(frame)[-8:]))
+    return "\n".join(out)
+
+
 def run_timeline(
-    tl: Timeline, path: Path, observer: Callable[[TimelineRun], Awaitable[None]] | None = None
+    tl: Timeline,
+    path: Path,
+    observer: Callable[[TimelineRun], Awaitable[None]] | None = None,
+    *,
+    wall_limit: float = WALL_LIMIT,
 ) -> Result:
     """Run one timeline on a fresh virtual-time loop (it must not be called from a running loop).
-    ``observer`` is awaited after every step, with the run (its page, writes and clock)."""
+    ``observer`` is awaited after every step, with the run (its page, writes and clock).
+
+    Raises :class:`TimelineStuck` when the run takes more than ``wall_limit`` real seconds."""
     loop = VirtualTimeLoop(tl.start)
     # Back-off jitter and breaker probes draw from ``random``: seeded per timeline (and restored
     # after), a run takes the same path every time.
     saved = random.getstate()
     random.seed(tl.name)
+    main = loop.create_task(_run_async(tl, path.parent, loop, observer))
+    stuck: list[str] = []
+
+    def expire() -> None:
+        # Runs on the watchdog's own thread: the loop may be blocked, so look from outside first.
+        stuck.append(f"{loop.waiting_on()}\n{_stacks(threading.get_ident())}")
+        loop.call_soon_threadsafe(main.cancel)
+
+    watchdog = threading.Timer(wall_limit, expire)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         with scheduler_on(loop):
-            run = loop.run_until_complete(_run_async(tl, path.parent, loop, observer))
+            try:
+                run = loop.run_until_complete(main)
+            except asyncio.CancelledError:
+                if not stuck:
+                    raise
+                raise TimelineStuck(
+                    f"{path}: still running after {wall_limit:g} s of real time at virtual "
+                    f"{_fmt(timedelta(seconds=loop.time()))}; {stuck[0]}"
+                ) from None
     finally:
+        watchdog.cancel()
         random.setstate(saved)
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
