@@ -43,6 +43,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+SLOW_DIRS = {"e2e": 600, "resilience": 600}
+"""Real-seconds limit per test for the directories that run real processes and drills (the
+default, 120 s, is in pyproject.toml)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    full = config.getoption("--full")
+    for item in items:
+        counted = item.get_closest_marker("full_counts") is not None or item.path.parent.name == "resilience"
+        if full and counted:
+            # --full runs thousands of drills or timelines, for hours: no per-test limit.
+            item.add_marker(pytest.mark.timeout(0))
+            continue
+        limit = SLOW_DIRS.get(item.path.parent.name)
+        if limit is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Hypothesis' settings are fixed when the test module is imported, after this hook.
     if config.getoption("--full"):

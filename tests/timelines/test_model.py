@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -343,6 +344,10 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
         assert raced[iid] == 1, f"the bridge wrote twice to an incident a human resolved: {e}"  # invariant 4
 
 
+# 200 timelines take 1-3 minutes; a failure adds up to 5 minutes of shrinking, and a stuck
+# timeline is stopped by the runner's watchdog after 2.
+@pytest.mark.timeout(1500)
+@pytest.mark.full_counts
 @settings(
     max_examples=int(
         os.environ.get("STATUSBRIDGE_MODEL_EXAMPLES")
