@@ -244,6 +244,13 @@ class Executor:
         if isinstance(action, CreateIncident):
             return await self._create(action, published)
         assert published is not None, "only creates start from nothing"
+        if isinstance(action, UpdateIncident | RenameIncident):
+            # A human may have posted, edited or resolved since the last drift check, and the API
+            # has no conditional write: look first, so the bridge never writes over them (the
+            # race left is this read's round trip).
+            published = await self._read_back(published)
+            if published.taken_over or not published.open:
+                return published
         if isinstance(action, UpdateIncident):
             # Its content is written ahead with the request: if it lands late, a read-back
             # recognises it as the bridge's own (see readback.after_read_back).
