@@ -16,7 +16,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -233,7 +233,9 @@ def settings_from_json(data: Mapping[str, Any] | None) -> GroupSettings | None:
 
 
 def group_to_json(group: PublishedGroup) -> str:
-    data = asdict(group)
+    # Field by field, not ``asdict``: its deep copy of every tuple cost more than the write itself
+    # (every field is a scalar, a datetime, an enum or a tuple of them, converted below).
+    data: dict[str, Any] = {f.name: getattr(group, f.name) for f in fields(group)}
     for key, value in data.items():
         if isinstance(value, datetime):
             data[key] = ts(value)
