@@ -25,9 +25,10 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from bridge import __version__
+from bridge import __version__, pacing
 from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
-from bridge.engine.executor import Executor
+from bridge.engine.breaker import Breaker
+from bridge.engine.executor import Backoff, Executor
 from bridge.engine.guard import GuardPolicy
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
@@ -59,7 +60,6 @@ CHANGED_KEY = web.AppKey("changed", asyncio.Event)
 """Set after every committed webhook that changed an alert; the reconciler waits on it."""
 READINESS_KEY: web.AppKey[dict[str, str]] = web.AppKey("readiness", dict)
 """Component -> problem that makes /readyz answer 503; a component removes its key when healthy."""
-STORE_PING_TIMEOUT = 2.0
 
 
 class InFlight:
@@ -161,7 +161,7 @@ async def readyz(request: web.Request) -> web.Response:
     if rt.store is not None:
         try:
             # A store that hangs (a PostgreSQL behind a dead route) must not hang the probe too.
-            await asyncio.wait_for(rt.store.ping(), STORE_PING_TIMEOUT)
+            await asyncio.wait_for(rt.store.ping(), pacing.STORE_PING_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
             problems["store"] = f"unreachable: {type(exc).__name__}"
     warnings = dict(rt.warnings)
@@ -203,7 +203,12 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
             ),
             # Short in-call retries (a blip); longer outages are paced by the executor's breaker,
             # whose probes must not sit in a long back-off when the provider comes back.
-            retry=RetryPolicy(attempts=3, total_seconds=5.0, base_seconds=0.25, cap_seconds=1.0),
+            retry=RetryPolicy(
+                attempts=pacing.API_RETRY_ATTEMPTS,
+                total_seconds=pacing.API_RETRY_TOTAL,
+                base_seconds=pacing.API_RETRY_BASE,
+                cap_seconds=pacing.API_RETRY_CAP,
+            ),
             on_request=rt.metrics.observe_api,
         )
         yield
@@ -319,7 +324,7 @@ UNRESOLVED = "rules_unresolved"
 
 async def _watch_rules(rt: Runtime) -> None:
     while True:
-        await asyncio.sleep(2)
+        await asyncio.sleep(pacing.RULES_WATCH)
         if rt.rules is None:
             continue
         if UNRESOLVED in rt.warnings and rt.client is not None:
@@ -369,6 +374,8 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             on_drift=rt.metrics.drift.inc,
             on_recover=rt.changed.set,
             late_write_window=2 * s.incidentio_timeout,
+            breaker=Breaker(interval=pacing.BREAKER_INTERVAL, cap=pacing.BREAKER_CAP),
+            backoff=lambda: Backoff(base=pacing.ACTION_BACKOFF_BASE, cap=pacing.ACTION_BACKOFF_CAP),
         )
     rt.reconciler = Reconciler(
         store=store,
@@ -381,6 +388,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         policy=Policy(coalesce_window=s.coalesce_window),
         alert_ttl=s.alert_ttl,
         interval=s.reconcile_interval,
+        pass_retry=(pacing.PASS_RETRY_BASE, pacing.PASS_RETRY_CAP),
         on_pass=lambda report: _after_pass(rt, report),
         maintenance=rt.windows,
         guard=GuardPolicy(
@@ -499,7 +507,7 @@ async def _lead(rt: Runtime, store: PostgresStore, reconciler: Reconciler) -> No
                 term = None
                 lost.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(rt.stopping, lost), timeout=2.0)
+                await asyncio.wait_for(_first(rt.stopping, lost), timeout=pacing.LEASE_RETRY)
     finally:
         if term is not None:
             term_stop.set()

@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bridge import pacing
+
 
 @dataclass
 class Breaker:
-    interval: float = 0.5
-    cap: float = 2.5
+    interval: float = pacing.BREAKER_INTERVAL
+    cap: float = pacing.BREAKER_CAP
     probe_at: datetime | None = None
     """``None``: closed. Otherwise open, and the next probe may go at this instant."""
     probing: bool = False

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from bridge import pacing
 from bridge.domain import ActionRecord, PublishedGroup, update_digest
 from bridge.engine.breaker import Breaker
 from bridge.engine.maintenance import after_maintenance
@@ -108,8 +109,8 @@ class GroupStore(Protocol):
 class Backoff:
     """Per-group exponential back-off after failed actions (full jitter, capped)."""
 
-    base: float = 1.0
-    cap: float = 120.0
+    base: float = pacing.ACTION_BACKOFF_BASE
+    cap: float = pacing.ACTION_BACKOFF_CAP
     failures: int = 0
     until: datetime | None = None
 
@@ -134,6 +135,7 @@ class Executor:
         on_recover: Callable[[], None] = lambda: None,
         breaker: Breaker | None = None,
         late_write_window: timedelta = timedelta(seconds=20),
+        backoff: Callable[[], Backoff] = Backoff,
     ) -> None:
         """``on_recover`` is called when the provider answers again after an outage: re-plan now.
         ``late_write_window``: how long after it was sent a write of unknown outcome may still land
@@ -146,6 +148,7 @@ class Executor:
         self._on_drift = on_drift
         self._on_recover = on_recover
         self.breaker = breaker or Breaker()
+        self._new_backoff = backoff
         self.backoff: dict[str, Backoff] = {}
 
     def blocked_until(self, group_key: str, now: datetime) -> datetime | None:
@@ -228,7 +231,9 @@ class Executor:
                 raise
             retry_at = None
             if not (exc.unavailable or self.breaker.open):
-                retry_at = self.backoff.setdefault(key, Backoff()).fail(self._clock(), exc.retry_after)
+                retry_at = self.backoff.setdefault(key, self._new_backoff()).fail(
+                    self._clock(), exc.retry_after
+                )
             log.warning(
                 "action failed",
                 group=key,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bridge import pacing
 from bridge.domain import (
     ActionRecord,
     Alert,
@@ -69,10 +70,6 @@ class EvaluationLike(Protocol):
 Evaluate = Callable[[Sequence[Alert]], EvaluationLike]
 PAUSED = "paused"
 GUARD_RELEASED = "guard_released_at"
-PASS_DUTY_FACTOR = 3.0
-"""After a pass, wait at least this many times as long as it took before the next one (on change)."""
-MAX_PASS_PAUSE = 5.0
-"""...but never longer than this (seconds): a huge store must not make the page lag by minutes."""
 UnderMaintenance = Callable[[datetime], Mapping[str, Set[str]]]
 EXPLAINED_ENDINGS = frozenset({"resolved", "suppressed"})
 """How an alert may end for its group's wind-down to be explained by evidence (see guard.py)."""
@@ -143,10 +140,11 @@ class Reconciler:
         on_pass: Callable[[PassReport | None], None] | None = None,
         guard: GuardPolicy | None = None,
         maintenance: MaintenanceSource | None = None,
-        min_pass_interval: timedelta = timedelta(milliseconds=250),
+        min_pass_interval: timedelta = timedelta(seconds=pacing.MIN_PASS_INTERVAL),
         relevant: Callable[[Alert], bool] | None = None,
         rules_generation: Callable[[], int] = lambda: 0,
         hold: Callable[[], str | None] = lambda: None,
+        pass_retry: tuple[float, float] = (pacing.PASS_RETRY_BASE, pacing.PASS_RETRY_CAP),
     ) -> None:
         """``executor=None`` is shadow mode: plan and explain, never write. ``relevant`` says which
         active alerts a pass needs (those some rule matches); the others are counted, not kept."""
@@ -155,6 +153,8 @@ class Reconciler:
         self._relevant = relevant
         self._rules_generation = rules_generation
         self._hold = hold
+        self._pass_retry = pass_retry
+        """After a failed pass the next waits base·2ⁿ s, at most cap (``bridge.pacing``)."""
         """Why nothing may be published right now (the rules' names are not resolved yet), or None."""
         self._executor = executor
         self._clock = clock
@@ -535,17 +535,18 @@ class Reconciler:
             # A pass reads every active alert: in a storm, let changes gather instead of re-reading
             # the store for each webhook (publications are coalesced anyway). The pause grows with
             # the cost of reading and evaluating (not with the time spent waiting on the page API),
-            # so that work takes at most 1/(1 + PASS_DUTY_FACTOR) of the time however many alerts
+            # so that work takes at most 1/(1 + pacing.PASS_DUTY_FACTOR) of the time however many alerts
             # are active, and ingest keeps the rest.
-            pause = max(self.min_pass_interval.total_seconds(), PASS_DUTY_FACTOR * self.last_cost)
+            pause = max(self.min_pass_interval.total_seconds(), pacing.PASS_DUTY_FACTOR * self.last_cost)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=min(pause, MAX_PASS_PAUSE))
+                await asyncio.wait_for(stopping.wait(), timeout=min(pause, pacing.MAX_PASS_PAUSE))
             now = self._clock()
             timeout = self.interval.total_seconds()
             if wake_at is not None:
                 timeout = min(timeout, max(0.0, (wake_at - now).total_seconds()))
             if failures:
-                timeout = min(timeout, 30.0, 0.5 * 2**failures)
+                base, cap = self._pass_retry
+                timeout = min(timeout, cap, base * 2**failures)
             waiters = [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stopping.wait())]
             try:
                 await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

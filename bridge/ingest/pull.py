@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from bridge import pacing
 from bridge.domain import ENDED_GONE, Alert, AlertStatus, Source
 from bridge.ingest.payloads import PayloadError, fingerprint, parse_time, str_map
 from bridge.observability import get_logger
@@ -79,11 +80,13 @@ def parse_api_alerts(body: Any, now: datetime) -> list[PulledAlert]:
     return out
 
 
-async def fetch_active(session: aiohttp.ClientSession, base_url: str, now: datetime) -> list[PulledAlert]:
+async def fetch_active(
+    session: aiohttp.ClientSession, base_url: str, now: datetime, *, within: float = pacing.PULL_TIMEOUT
+) -> list[PulledAlert]:
     url = base_url.rstrip("/") + "/api/v2/alerts"
     try:
         async with session.get(
-            url, params={"active": "true"}, timeout=aiohttp.ClientTimeout(total=10)
+            url, params={"active": "true"}, timeout=aiohttp.ClientTimeout(total=within)
         ) as resp:
             if resp.status != 200:
                 raise PullError(f"GET {url}: {resp.status}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge import pacing
 from bridge.domain import Alert
 from bridge.ingest.auth import WebhookAuth
 from bridge.ingest.payloads import PayloadError, parse_alertmanager, parse_grafana
@@ -112,7 +113,9 @@ class Ingest:
         except Exception:
             log.exception("storing alerts failed", source=source, alerts=len(alerts))
             raise WebhookError(
-                503, "the alert store is unavailable; retry later", headers={"Retry-After": "5"}
+                503,
+                "the alert store is unavailable; retry later",
+                headers={"Retry-After": str(pacing.INGEST_RETRY_AFTER)},
             ) from None
         answer: dict[str, Any] = {
             "received": result.received,

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from bridge import pacing
 from bridge.domain import ActionRecord, Alert, PublishedGroup
 from bridge.store.base import (
     ALERT_COLUMNS,
@@ -360,7 +361,7 @@ class PostgresLease:
         holder: str,
         *,
         on_lost: Callable[[], None],
-        check_interval: float = 1.0,
+        check_interval: float = pacing.LEASE_CHECK,
     ) -> None:
         self._dsn = dsn
         self._schema = schema
