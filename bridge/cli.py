@@ -193,6 +193,8 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
     except (ValueError, PayloadError) as exc:
         raise CommandError(f"{args.payload}: {exc}") from None
     evaluation = ruleset.evaluate(alerts)
+    for what, error in dict.fromkeys(evaluation.template_failures):
+        print(f"warning: template {what} failed ({error}); the rule's default text is used", file=sys.stderr)
     report: list[dict[str, Any]] = []
     for alert in alerts:
         impacts = [

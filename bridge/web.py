@@ -70,7 +70,7 @@ class Runtime:
     def evaluate(self, alerts: Sequence[Alert]) -> EvaluationLike:
         if self.rules is None:
             return NO_RULES
-        return self.rules.current.evaluate(alerts)
+        return self.rules.evaluate(alerts)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,16 +1,12 @@
-"""Rules: pure functions from alerts to status page impacts, loaded from YAML (see README.md here)."""
+"""Rules: pure functions from alerts to status page impacts, loaded from YAML (see README.md here).
 
-from bridge.rules.engine import (
-    Evaluation,
-    GroupSpec,
-    Rule,
-    RuleProblem,
-    RulesError,
-    RuleSet,
-    RulesHolder,
-    check_rules,
-    load_rules,
-)
+One module per concern: ``schema`` (what a rule file may say), ``load`` (validation and name
+resolution), ``evaluate`` (alerts to impacts and texts, no I/O), ``reload`` (the rules in force).
+"""
+
+from bridge.rules.evaluate import Evaluation, GroupSpec, Rule, RuleSet
+from bridge.rules.load import RuleProblem, RulesError, check_rules, load_rules
+from bridge.rules.reload import RulesHolder
 
 __all__ = [
     "Evaluation",

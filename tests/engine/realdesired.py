@@ -22,7 +22,7 @@ from bridge.domain import Alert, AlertStatus, PublishedGroup, Source
 from bridge.engine.desired import build_desired
 from bridge.engine.model import DesiredGroup
 from bridge.ingest.payloads import fingerprint
-from bridge.rules.engine import RuleSet, load_rules
+from bridge.rules import RuleSet, load_rules
 
 SEVERITY_LABEL = "severity"
 """Rules built here map this label's value (a ``ComponentStatus`` value) to the component status."""

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from bridge.domain import Alert, AlertStatus, ComponentStatus, PageComponent, PageDirectory, PageInfo, Source
 from bridge.rules import RulesError, RulesHolder, load_rules
@@ -268,6 +269,16 @@ rules:
     assert "class" not in group.name
     assert group.name == "API disruption"
     assert group.message == "We are investigating problems affecting API."
+    # Evaluation is pure: the failure comes back with it, and only the holder logs it, once.
+    assert [what for what, _ in ev.template_failures] == ["r.incident.name", "r.incident.message"]
+    holder = RulesHolder(path)
+    with capture_logs() as logs:
+        load_rules(path).evaluate([alert({"a": "b"})])
+        assert not logs
+        holder.evaluate([alert({"a": "b"})])
+        holder.evaluate([alert({"a": "b"})])
+    warned = [e["template"] for e in logs if e["event"] == "template failed; using the rule's default text"]
+    assert warned == ["r.incident.name", "r.incident.message"]
 
 
 def test_hot_reload_keeps_previous_rules_on_error(tmp_path: Path) -> None:
