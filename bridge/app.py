@@ -13,11 +13,9 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeGuard
 
 import aiohttp
 import structlog
@@ -30,6 +28,7 @@ from bridge.domain import PageComponent, PageDirectory, PageInfo, utcnow
 from bridge.engine.breaker import Breaker
 from bridge.engine.executor import Backoff, Executor
 from bridge.engine.guard import GuardPolicy
+from bridge.engine.leadership import lead
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
 from bridge.engine.reconciler import PassReport, Reconciler
@@ -46,9 +45,6 @@ from bridge.store import Store, StoreError, open_store
 from bridge.web import RUNTIME, Runtime, admin_routes
 from bridge.web_maintenance import WindowSource, maintenance_routes
 from bridge.web_widget import widget_ctx, widget_routes
-
-if TYPE_CHECKING:
-    from bridge.store.postgres import PostgresStore
 
 log = get_logger(__name__)
 
@@ -362,6 +358,9 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
     rt.windows = WindowSource(store, s.rules_path, directory)
     if rt.windows.error:
         raise SettingsError(f"maintenance windows: {rt.windows.error}")
+    # Every replica ingests; the one holding the lease reconciles (always this one on SQLite).
+    lost = asyncio.Event()
+    lease = store.lease(f"{socket.gethostname()}:{os.getpid()}", on_lost=lost.set)
     rt.scheduler = AsyncIOScheduler(timezone="UTC")
     rt.scheduler.start()
     executor = None
@@ -370,7 +369,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             ClientPageAPI(rt.client),
             store,
             rt.clock,
-            epoch=lambda: getattr(store, "epoch", 0) or 0,
+            epoch=lambda: lease.epoch or 0,
             on_drift=rt.metrics.drift.inc,
             on_recover=rt.changed.set,
             late_write_window=2 * s.incidentio_timeout,
@@ -397,12 +396,24 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
             release_after=s.guard_release_after,
         ),
     )
-    if _is_postgres(store):
-        task = rt.reconcile_task = asyncio.create_task(_lead(rt, store, rt.reconciler))
-    else:
-        # One process on its own store: it is the leader for as long as it runs.
+    reconciler = rt.reconciler
+
+    def elected() -> None:
         rt.leader = True
-        task = rt.reconcile_task = asyncio.create_task(rt.reconciler.run(rt.changed, rt.stopping))
+
+    def deposed() -> None:
+        rt.leader = False
+
+    task = rt.reconcile_task = asyncio.create_task(
+        lead(
+            lease,
+            lost,
+            lambda stop: reconciler.run(rt.changed, stop),
+            rt.stopping,
+            on_elected=elected,
+            on_deposed=deposed,
+        )
+    )
     yield
     rt.stopping.set()
     rt.scheduler.shutdown(wait=False)
@@ -461,87 +472,6 @@ def _after_pass(rt: Runtime, report: PassReport | None) -> None:
     )
     if report.guard:
         log.warning("blast-radius guard holds publications", groups=sorted(report.guard))
-
-
-def _is_postgres(store: Store) -> TypeGuard[PostgresStore]:
-    # The postgres backend (and asyncpg) is imported only when a postgresql:// store is opened.
-    module = sys.modules.get("bridge.store.postgres")
-    return module is not None and isinstance(store, module.PostgresStore)
-
-
-async def _lead(rt: Runtime, store: PostgresStore, reconciler: Reconciler) -> None:
-    """Every replica ingests; the one holding the lease reconciles. Others retry every 2 s, so one
-    takes over within seconds of the leader's death (its session, and so its lock, ends with it)."""
-    import asyncpg  # noqa: PLC0415 (see _is_postgres)
-
-    lost = asyncio.Event()
-
-    def on_lost() -> None:
-        store.epoch = None  # stop writing at once; the epoch check fences what is in flight
-        rt.leader = False
-        lost.set()
-
-    lease = store.lease(holder=f"{socket.gethostname()}:{os.getpid()}", on_lost=on_lost)
-    term: asyncio.Task[None] | None = None
-    term_stop = asyncio.Event()
-    try:
-        while not rt.stopping.is_set():
-            if term is None:
-                try:
-                    epoch = await lease.try_acquire()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("lease attempt failed", error=str(exc))
-                    epoch = None
-                if epoch is not None:
-                    store.epoch = epoch
-                    rt.leader = True
-                    lost.clear()
-                    term_stop = asyncio.Event()
-                    log.info("reconcile lease acquired", epoch=epoch)
-                    term = asyncio.create_task(reconciler.run(rt.changed, _either(rt.stopping, term_stop)))
-            if lost.is_set() and term is not None:
-                log.warning("reconcile lease lost; stopped publishing")
-                term.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await term
-                term = None
-                lost.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(rt.stopping, lost), timeout=pacing.LEASE_RETRY)
-    finally:
-        if term is not None:
-            term_stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await term
-        rt.leader = False
-        await lease.release()
-
-
-def _either(a: asyncio.Event, b: asyncio.Event) -> asyncio.Event:
-    """An event set when either is set (the reconcile loop takes one stop event)."""
-    both = asyncio.Event()
-
-    async def relay(e: asyncio.Event) -> None:
-        await e.wait()
-        both.set()
-
-    for e in (a, b):
-        task = asyncio.ensure_future(relay(e))
-        _relays.add(task)
-        task.add_done_callback(_relays.discard)
-    return both
-
-
-_relays: set[asyncio.Future[None]] = set()
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
 
 
 async def _pull_ctx(app: web.Application) -> AsyncIterator[None]:

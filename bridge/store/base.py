@@ -54,7 +54,43 @@ class UpsertResult:
     """Instances that are new or changed status: what is worth waking the reconciler for."""
 
 
+class Lease(Protocol):
+    """Reconcile leadership. The holder of the current epoch is the one replica that publishes;
+    the store fences every write of published state by that epoch, which the lease owns."""
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch this process holds (``None``: not the leader)."""
+        ...
+
+    async def try_acquire(self) -> int | None:
+        """Take the lease if it is free: the new epoch, or ``None`` while another holds it. Raises
+        :class:`StoreError` when the store cannot be asked (the next attempt may succeed)."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease up (on shutdown), so that another replica takes over at once."""
+        ...
+
+
+class HeldLease:
+    """The lease of a store that one process owns (SQLite): always held, at epoch 0, never lost."""
+
+    epoch: int | None = None
+
+    async def try_acquire(self) -> int | None:
+        self.epoch = 0
+        return 0
+
+    async def release(self) -> None:
+        self.epoch = None
+
+
 class Store(Protocol):
+    def lease(self, holder: str, *, on_lost: Callable[[], None]) -> Lease:
+        """The reconcile lease; ``on_lost`` is called when a held lease is lost."""
+        ...
+
     async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult: ...
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
     async def scan_active(

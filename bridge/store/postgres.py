@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -86,16 +87,27 @@ class StaleLeaderError(StoreError):
 LEASE_LOCK = 0x5354_4252_4C45  # "STBRLE": the reconcile leadership
 
 
+def lease_lock(schema: str | None) -> int:
+    """The advisory lock key of one installation's lease. Advisory locks are per database, not
+    per schema: two installations in two schemas of one database must not share a leader. The
+    default schema keeps the key earlier releases used, so their replicas and these agree."""
+    if schema is None:
+        return LEASE_LOCK
+    digest = hashlib.blake2b(f"statusbridge lease:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, schema: str | None, dsn: str) -> None:
         self._pool = pool
         self.schema = schema
         self._dsn = dsn
         self.epoch: int | None = None
-        """The lease epoch this replica writes published state under (``None``: not the leader)."""
+        """The lease epoch this replica writes published state under (``None``: not the leader).
+        Set only by this store's :class:`PostgresLease`, which owns it."""
 
     def lease(self, holder: str, *, on_lost: Callable[[], None]) -> PostgresLease:
-        return PostgresLease(self._dsn, self.schema, holder, on_lost=on_lost)
+        return PostgresLease(self._dsn, self.schema, holder, on_lost=on_lost, fence=self)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -362,7 +374,11 @@ class PostgresLease:
         *,
         on_lost: Callable[[], None],
         check_interval: float = pacing.LEASE_CHECK,
+        fence: PostgresStore | None = None,
     ) -> None:
+        """``fence``: the store whose writes this lease's epoch fences (set on acquire, cleared
+        the moment the lease is lost or released)."""
+        self._fence = fence
         self._dsn = dsn
         self._schema = schema
         self.holder = holder
@@ -377,11 +393,23 @@ class PostgresLease:
         return self._conn is not None and self.epoch is not None
 
     async def try_acquire(self) -> int | None:
-        """Take the lease if it is free; returns the new epoch, or ``None`` when another holds it."""
+        """Take the lease if it is free; returns the new epoch, or ``None`` when another holds it.
+        Raises :class:`StoreError` when PostgreSQL cannot be asked."""
+        try:
+            return await self._try_acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"store: the reconcile lease could not be asked for: {exc}") from exc
+
+    def _set_epoch(self, epoch: int | None) -> None:
+        self.epoch = epoch
+        if self._fence is not None:
+            self._fence.epoch = epoch
+
+    async def _try_acquire(self) -> int | None:
         settings = {"search_path": self._schema} if self._schema is not None else None
         conn = await asyncpg.connect(self._dsn, server_settings=settings)
         try:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_LOCK):
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lease_lock(self._schema)):
                 await conn.close()
                 return None
             epoch = await conn.fetchval(
@@ -394,7 +422,7 @@ class PostgresLease:
             await conn.close()
             raise
         self._conn = conn
-        self.epoch = int(epoch)
+        self._set_epoch(int(epoch))
         conn.add_termination_listener(lambda _conn: self._lose("lease connection closed"))
         self._monitor = asyncio.create_task(self._watch())
         return self.epoch
@@ -414,7 +442,8 @@ class PostgresLease:
     def _lose(self, _why: str) -> None:
         if self.epoch is None:
             return
-        self.epoch = None
+        # Stop writing at once; the epoch check in every write fences what is already in flight.
+        self._set_epoch(None)
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             conn.terminate()
@@ -423,7 +452,7 @@ class PostgresLease:
     async def release(self) -> None:
         monitor, self._monitor = self._monitor, None
         conn, self._conn = self._conn, None
-        self.epoch = None
+        self._set_epoch(None)
         if monitor is not None:
             monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -34,6 +34,7 @@ from bridge.store.base import (
     ALERT_WIDTH,
     ENDINGS_SQL,
     SCAN_CHUNK,
+    HeldLease,
     StoredAlert,
     StoreError,
     UpsertResult,
@@ -430,6 +431,11 @@ class SQLiteStore:
                 "ON CONFLICT (key) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                 (key, json.dumps(dict(data), sort_keys=True)),
             )
+
+    def lease(self, holder: str, *, on_lost: Callable[[], None]) -> HeldLease:
+        """One process owns a SQLite file (a second opener fails): it always leads."""
+        del holder, on_lost  # nobody else can hold it, so it is never lost
+        return HeldLease()
 
     async def ping(self) -> None:
         await self._read("SELECT 1")
