@@ -23,7 +23,8 @@ The invariants (written once, here):
    human edited stays theirs after its episode ends, beside the group's next one);
 2. after the quiet tail, each component equals the worst status over the firing, unsilenced
    alerts that impact it under the rules in force (operational when none fire), except a group a
-   human acted on while it still fired, or whose incident a human edited and left open;
+   human acted on while it still fired, or whose incident a human edited and left open, or
+   whose incident a store loss orphaned (see ``orphaned``);
 3. the bridge resolves an incident only after its group has had no firing alert for
    ``resolve_after``;
 4. the bridge never writes to an incident a human resolved, nor to one it resolved itself;
@@ -360,6 +361,27 @@ def forgot_a_window(script: list[tuple[float, str, Any]]) -> bool:
     )
 
 
+WIND_DOWN = RESOLVE_AFTER + FLAP_WINDOW + GUARD_RELEASE + 60
+"""Longest a group's incident can stay open after its alerts stop counting: resolve_after, a flap
+window, a guard hold, and a pull interval to learn of a silence."""
+
+
+def orphaned(script: list[tuple[float, str, Any]], group: str, end: float) -> bool:
+    """A store loss while the group's alerts had stopped counting but its incident could still be
+    open, and nothing of the group counting after: the bridge no longer knows the incident, and
+    no alert brings it to adopt it."""
+    intervals = firing_intervals(script, end)[group] if group in firing_intervals(script, end) else []
+    for t, kind, _ in script:
+        if kind != "store_loss":
+            continue
+        counting = any(a <= t < b for a, b in intervals)
+        recent = any(b <= t < b + WIND_DOWN for _, b in intervals)
+        later = any(a > t for a, _ in intervals)
+        if not counting and recent and not later:
+            return True
+    return False
+
+
 def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> None:
     run: TimelineRun = result.run
     state = run.last_state
@@ -390,6 +412,10 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
             # Left alone (see the closing notes): a store loss forgets the windows posted through
             # the admin API, so one in progress then is never completed by the bridge, and one
             # incident.io completes itself (automate) is never re-asserted.
+            continue
+        if orphaned(script, group, end):
+            # Left alone (see the closing notes): a store loss forgets an incident whose alerts
+            # had stopped counting (resolved, or silenced) before it was resolved; it stays open.
             continue
         if group not in taken_over:
             assert have == want, f"{component}: {have} after the quiet tail, expected {want}"  # invariant 2
