@@ -39,7 +39,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bridge
+	$(BIN)/mypy bridge tests
 	$(BIN)/lint-imports
 	VENV=$(VENV) scripts/lock --check
 

@@ -294,12 +294,12 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
             f"a write to a resolved incident: {w.line()}"
         )  # invariant 4
         if w.incident_id in human_resolved:
-            t_h = min(t.total_seconds() for t, _, iid in run.human_acts if iid == w.incident_id)
-            assert at < t_h, f"a write after a human resolved the incident: {w.line()}"  # invariant 4
+            human_t = min(t.total_seconds() for t, _, iid in run.human_acts if iid == w.incident_id)
+            assert at < human_t, f"a write after a human resolved the incident: {w.line()}"  # invariant 4
         if w.kind == "update" and w.status == "resolved":
-            name = by_id[w.incident_id]["name"] if w.incident_id in by_id else None
-            group = next((g for g, n, _ in GROUP_OF.values() if n == name), None)
-            for a, b in intervals.get(group or "", []):
+            incident_name = by_id[w.incident_id]["name"] if w.incident_id in by_id else None
+            fired = next((g for g, n, _ in GROUP_OF.values() if n == incident_name), None)
+            for a, b in intervals.get(fired or "", []):
                 assert not (a < at and b > at - RESOLVE_AFTER + 0.001), (
                     f"resolved at {at}s while the group fired in [{a}, {b}]"  # invariant 3
                 )
@@ -334,14 +334,16 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
     # incident; the refusal makes the bridge read back and leave the incident to the human.
     raced: dict[str, int] = {}
     for e in refused:
-        iid = (e.get("body") or {}).get("status_page_incident_id")
-        human_at = [t.total_seconds() for t, _, i in run.human_acts if i == iid]
+        refused_id = str((e.get("body") or {}).get("status_page_incident_id"))
+        human_at = [t.total_seconds() for t, _, i in run.human_acts if i == refused_id]
         at = (datetime.fromisoformat(e["at"]) - run.loop.start).total_seconds()
         assert human_at and min(human_at) <= at and e["status"] == 422, (
             f"the page refused a write: {e}"
         )  # invariant 5
-        raced[iid] = raced.get(iid, 0) + 1
-        assert raced[iid] == 1, f"the bridge wrote twice to an incident a human resolved: {e}"  # invariant 4
+        raced[refused_id] = raced.get(refused_id, 0) + 1
+        assert raced[refused_id] == 1, (
+            f"the bridge wrote twice to an incident a human resolved: {e}"
+        )  # invariant 4
 
 
 # 200 timelines take 1-3 minutes; a failure adds up to 5 minutes of shrinking, and a stuck
