@@ -64,3 +64,32 @@ def test_asyncpg_is_a_core_dependency() -> None:
     # The image installs core dependencies only, and the chart's replicas use a postgresql:// store.
     core = [r for r in requires("statusbridge") or [] if "extra ==" not in r]
     assert any(re.match(r"asyncpg\b", r) for r in core), core
+
+
+def _make_lint_commands() -> list[str]:
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "the Makefile has a lint target"
+    commands = [line.strip() for line in recipe[1].splitlines()]
+    return [c.replace("$(BIN)/", ".venv/bin/").replace("VENV=$(VENV) ", "") for c in commands]
+
+
+def test_pre_commit_runs_the_make_lint_gates() -> None:
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"] * len(config["repos"]), (
+        "local hooks only: CI and developers may have no git host to clone hook repositories from"
+    )
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    assert {hook["language"] for hook in hooks} == {"system"}
+    entries = [" ".join([hook["entry"], *hook.get("args", [])]) for hook in hooks]
+    assert entries == _make_lint_commands()
+    assert all(hook.get("pass_filenames") is False for hook in hooks), "each gate runs on the whole tree"
+    pre_commit = Path(sys.executable).parent / "pre-commit"
+    if pre_commit.exists():
+        result = subprocess.run(
+            [str(pre_commit), "validate-config", str(ROOT / ".pre-commit-config.yaml")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
