@@ -48,17 +48,37 @@ SLOW_DIRS = {"e2e": 600, "resilience": 600}
 default, 120 s, is in pyproject.toml)."""
 
 
+COVERAGE_SLOWDOWN = 3
+"""Under coverage every limit is this many times longer. Its tracer (the C tracer: CPython 3.11 has
+no sys.monitoring) made the pure-Python tests 2.4 times slower here (tests/engine, maintenance,
+rules and ingest: 100 s -> 231 s); the limits are there to stop hangs, not to time the tracer."""
+
+
+def _timeout_factor(config: pytest.Config) -> int:
+    measured = config.pluginmanager.hasplugin("_cov") and bool(config.getoption("cov_source", None))
+    return COVERAGE_SLOWDOWN if measured else 1
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     full = config.getoption("--full")
+    factor = _timeout_factor(config)
+    default = float(config.getini("timeout") or 0)
     for item in items:
         counted = item.get_closest_marker("full_counts") is not None or item.path.parent.name == "resilience"
         if full and counted:
             # --full runs thousands of drills or timelines, for hours: no per-test limit.
             item.add_marker(pytest.mark.timeout(0))
             continue
-        limit = SLOW_DIRS.get(item.path.parent.name)
-        if limit is not None and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(limit))
+        own = item.get_closest_marker("timeout")
+        if own is not None:
+            limit = float(own.kwargs.get("timeout", own.args[0] if own.args else default))
+        else:
+            limit = SLOW_DIRS.get(item.path.parent.name, default)
+        if factor == 1 and (own is not None or limit == default):
+            continue  # pytest-timeout applies the test's own marker or the default as they are
+        if limit:
+            # first among the item's own markers: pytest-timeout reads the closest one
+            item.add_marker(pytest.mark.timeout(limit * factor), append=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -102,8 +102,9 @@ async def test_metrics(server_factory: ServerFactory, tmp_path: Path) -> None:
         )
         await s.post(server.url + "/webhooks/grafana", data="{", headers={"Content-Type": "application/json"})
         rules.write_text("rules: [broken")
-        assert server.app[RUNTIME].rules is not None
-        server.app[RUNTIME].rules.reload()
+        holder = server.app[RUNTIME].rules
+        assert holder is not None
+        holder.reload()
         async with s.get(server.url + "/metrics") as r:
             text = await r.text()
         async with s.get(server.url + "/readyz") as r:

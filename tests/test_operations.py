@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bridge.engine.reconciler import Reconciler
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import SettingsError
 from bridge.web import RUNTIME
@@ -77,6 +78,12 @@ async def fire(server: Server, service: str, *, status: str = "firing", name: st
             server.url + "/webhooks/alertmanager", json={"version": "4", "alerts": [alert]}
         ) as r:
             assert r.status == 200, await r.text()
+
+
+def _reconciler(server: Server) -> Reconciler:
+    reconciler = server.app[RUNTIME].reconciler
+    assert reconciler is not None, "the app is started"
+    return reconciler
 
 
 async def reconcile(server: Server) -> Any:
@@ -144,7 +151,7 @@ async def test_human_resolve_is_respected_then_new_episode(bridge: Bridge, sandb
             "incident_status": "resolved",
         },
     )
-    server.app[RUNTIME].reconciler._next_drift = None  # noqa: SLF001 (read back on this pass)
+    _reconciler(server)._next_drift = None  # noqa: SLF001 (read back on this pass)
     await reconcile(server)
     state = (await admin(server, "GET", "/api/v1/state"))[1]
     assert state["taken_over"] == ['svc{service="api"}']
@@ -184,7 +191,7 @@ async def test_human_update_and_left_open_report(bridge: Bridge, sandbox: Sandbo
             "incident_status": "identified",
         },
     )
-    server.app[RUNTIME].reconciler._next_drift = None  # noqa: SLF001
+    _reconciler(server)._next_drift = None  # noqa: SLF001
     await reconcile(server)
     await fire(server, "api", status="resolved")
     await reconcile(server)
@@ -307,7 +314,9 @@ async def test_heartbeat_goes_missing(bridge: Bridge, sandbox: SandboxServer) ->
     server.clock.advance(600)
     report = await reconcile(server)
     assert report.blind == ["watchdog"]
-    server.app[RUNTIME].reconciler._on_pass(report)  # noqa: SLF001 (the loop's hook)
+    on_pass = _reconciler(server)._on_pass  # noqa: SLF001 (the loop's hook)
+    assert on_pass is not None
+    on_pass(report)
     async with aiohttp.ClientSession() as s:
         ready = await (await s.get(server.url + "/readyz")).json()
         text = await (await s.get(server.url + "/metrics")).text()
@@ -368,7 +377,7 @@ async def test_metrics_cover_operations(bridge: Bridge, sandbox: SandboxServer) 
         "/v2/status_page_incident_updates",
         {"status_page_incident_id": inc.id, "message": "mine", "notify_subscribers": False},
     )
-    server.app[RUNTIME].reconciler._next_drift = None  # noqa: SLF001
+    _reconciler(server)._next_drift = None  # noqa: SLF001
     await reconcile(server)
     async with aiohttp.ClientSession() as s:
         text = await (await s.get(server.url + "/metrics")).text()

@@ -50,11 +50,9 @@ async def open_store(url: str) -> Store:
             raise StoreError("STATUSBRIDGE_STORE_URL: synchronous must be normal, full or extra")
         return await SQLiteStore.open(path, synchronous=sync)
     if parts.scheme in ("postgres", "postgresql"):
-        try:
-            from bridge.store.postgres import PostgresStore  # noqa: PLC0415 (asyncpg is optional)
-        except ImportError:
-            raise StoreError(
-                "STATUSBRIDGE_STORE_URL: PostgreSQL needs asyncpg: pip install 'statusbridge[postgres]'"
-            ) from None
+        # asyncpg is a core dependency (the image and the chart's replicas need it with no extra);
+        # it is imported here, lazily, only so that a SQLite daemon never loads it.
+        from bridge.store.postgres import PostgresStore  # noqa: PLC0415
+
         return await PostgresStore.open(url)
     raise StoreError(f"STATUSBRIDGE_STORE_URL: unsupported scheme {parts.scheme!r} (use sqlite:///path.db)")

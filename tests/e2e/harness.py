@@ -60,16 +60,21 @@ class Process:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 (our own test binaries)
-            list(self.argv),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # The tests' processes see only the STATUSBRIDGE_* settings the test gives them.
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("STATUSBRIDGE_")}, **self.env},
-            cwd=self.cwd,
-            start_new_session=True,
-        )
+        # The child writes to its own copy of the descriptor; ours closes at once, so no file is
+        # left open however the process ends (or is started again).
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 (our own test binaries)
+                list(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # The tests' processes see only the STATUSBRIDGE_* settings the test gives them.
+                env={
+                    **{k: v for k, v in os.environ.items() if not k.startswith("STATUSBRIDGE_")},
+                    **self.env,
+                },
+                cwd=self.cwd,
+                start_new_session=True,
+            )
 
     def kill(self) -> None:
         """SIGKILL: the crash tests' weapon."""
@@ -87,8 +92,6 @@ class Process:
             self.proc.kill()
             self.proc.wait(timeout=10)
             return None
-        finally:
-            self._log.close()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

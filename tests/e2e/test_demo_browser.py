@@ -49,8 +49,9 @@ async def test_demo_incident_seen_in_a_browser(tmp_path: Path) -> None:
         driver = await asyncio.to_thread(browser)
         try:
             await asyncio.to_thread(driver.get, page_url)
-            incidents = await asyncio.to_thread(driver.find_elements, By.CSS_SELECTOR, ".incident h3")
-            texts = [await asyncio.to_thread(lambda e=e: e.text) for e in incidents]
+            texts = await asyncio.to_thread(
+                lambda: [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".incident h3")]
+            )
             status_text = await asyncio.to_thread(
                 lambda: driver.find_element(By.CSS_SELECTOR, ".comp .full_outage").text
             )

@@ -22,7 +22,7 @@ def test_closed_admits_everything() -> None:
 
 def test_open_admits_one_probe_per_interval_doubling_to_the_cap() -> None:
     b = Breaker(interval=0.5, cap=2.0)
-    probes = []
+    probes: list[datetime] = []
     for _ in range(5):
         due = b.failed(at(0) if not probes else probes[-1])
         probes.append(due)

@@ -152,7 +152,7 @@ def test_name_change_renames() -> None:
     pub = opened({"api": CS.PARTIAL_OUTAGE})
     p = plan(desired({"api": CS.PARTIAL_OUTAGE}, name="New"), pub, T0 + timedelta(seconds=5), POLICY)
     assert p.actions == (RenameIncident("g", "inc-1", "New"),)
-    assert after_rename(pub, p.actions[0]).name == "New"  # type: ignore[arg-type]
+    assert after_rename(pub, p.actions[0]).name == "New"
 
 
 def test_all_resolved_goes_monitoring_then_resolved_after_quiet_period() -> None:
@@ -272,8 +272,9 @@ def test_change_after_and_downgrade_after_hold(new: CS, hold: timedelta) -> None
     first = plan(d, pub, t1, POLICY)
     assert first.actions == ()
     assert first.wake_at == t1 + hold
-    pub = with_pending(pub, first)
-    assert pub is not None
+    pending = with_pending(pub, first)
+    assert pending is not None
+    pub = pending
     assert pub.pending_since == t1
     still = plan(d, pub, t1 + hold - timedelta(seconds=1), POLICY)
     assert still.actions == ()
@@ -288,8 +289,9 @@ def test_flap_inside_hold_publishes_nothing_and_resets() -> None:
     pub = opened({"api": CS.PARTIAL_OUTAGE}, rule=timings)
     t1 = T0 + timedelta(minutes=1)
     p1 = plan(desired({"api": CS.FULL_OUTAGE}, rule=timings), pub, t1, POLICY)
-    pub = with_pending(pub, p1)
-    assert pub is not None
+    pending = with_pending(pub, p1)
+    assert pending is not None
+    pub = pending
     back = plan(desired({"api": CS.PARTIAL_OUTAGE}, rule=timings), pub, t1 + timedelta(seconds=10), POLICY)
     assert back.actions == ()
     assert back.pending_digest is None

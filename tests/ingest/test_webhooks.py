@@ -80,10 +80,10 @@ async def test_replay_captured_alertmanager_deliveries(server: Server, scenario:
         for a in json.loads(f.read_text())["body"]["alerts"]:
             last_seen[(a["fingerprint"], a["startsAt"])] = a["status"]
     assert len(stored) == len(last_seen)
-    for (fp, _starts), status in last_seen.items():
+    for (fp, _starts), last_status in last_seen.items():
         matching = [s for (f2, _), s in stored.items() if f2 == fp]
         assert matching
-        if status == "resolved":
+        if last_status == "resolved":
             assert all(m.alert.status is AlertStatus.RESOLVED or m.alert.starts_at for m in matching)
 
 

@@ -421,7 +421,7 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
             assert have == want, f"{component}: {have} after the quiet tail, expected {want}"  # invariant 2
     writes = result.run.final_writes
     resolved_at: dict[str, float] = {}
-    first_act = {}
+    first_act: dict[str, float] = {}
     for t_h, _, iid in sorted(run.human_acts):
         first_act.setdefault(iid, t_h.total_seconds())
     late_faults = [t for t, kind, arg in script if kind == "fault" and arg == "late"]
@@ -431,21 +431,21 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
         assert w.incident_id is None or w.incident_id not in resolved_at, (
             f"a write to a resolved incident: {w.line()}"
         )  # invariant 4
-        t_h = first_act.get(w.incident_id or "")
-        if t_h is not None and at > t_h:
+        acted_at = first_act.get(w.incident_id or "")
+        if acted_at is not None and at > acted_at:
             # Two writes may land after a human's, neither of them the bridge overwriting them:
             # one already on the wire (a late fault's 15 s), and one after a store loss, which
             # forgets that the incident was the human's (adopting it is then the bridge's best
             # guess; left alone, see the closing notes).
-            in_flight = any(f <= t_h for f in late_faults) and at <= t_h + 15
-            forgotten = any(t_h <= loss <= at for loss in losses)
+            in_flight = any(f <= acted_at for f in late_faults) and at <= acted_at + 15
+            forgotten = any(acted_at <= loss <= at for loss in losses)
             assert in_flight or forgotten, (
                 f"a write after a human acted on the incident: {w.line()}"
             )  # invariant 5
         if w.kind == "update" and w.status == "resolved":
             name = by_id[w.incident_id]["name"] if w.incident_id in by_id else None
-            group = group_named(name) if name is not None else None
-            for a, b in intervals.get(group or "", []):
+            fired = group_named(name) if name is not None else None
+            for a, b in intervals.get(fired or "", []):
                 assert not (a < at and b > at - RESOLVE_AFTER + 0.001), (
                     f"resolved at {at}s while the group fired in [{a}, {b}]"  # invariant 3
                 )
@@ -480,14 +480,16 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
     # incident; the refusal makes the bridge read back and leave the incident to the human.
     raced: dict[str, int] = {}
     for e in refused:
-        iid = (e.get("body") or {}).get("status_page_incident_id")
-        human_at = [t.total_seconds() for t, _, i in run.human_acts if i == iid]
+        refused_id = str((e.get("body") or {}).get("status_page_incident_id"))
+        human_at = [t.total_seconds() for t, _, i in run.human_acts if i == refused_id]
         at = (datetime.fromisoformat(e["at"]) - run.loop.start).total_seconds()
         assert human_at and min(human_at) <= at and e["status"] == 422, (
             f"the page refused a write: {e}"
         )  # invariant 5
-        raced[iid] = raced.get(iid, 0) + 1
-        assert raced[iid] == 1, f"the bridge wrote twice to an incident a human resolved: {e}"  # invariant 4
+        raced[refused_id] = raced.get(refused_id, 0) + 1
+        assert raced[refused_id] == 1, (
+            f"the bridge wrote twice to an incident a human resolved: {e}"
+        )  # invariant 4
 
 
 # 200 timelines take 1-3 minutes; a failure adds up to 5 minutes of shrinking, and a stuck
