@@ -4,7 +4,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: venv test lint demo sandbox serve clean
+IMAGE ?= localhost/statusbridge:ci
+
+.PHONY: venv test lint demo sandbox serve clean image image-test
 
 venv: $(VENV)/.installed
 
@@ -26,6 +28,16 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bridge
 	$(BIN)/lint-imports
+
+# The container image, built from the Dockerfile with buildah on a Debian bookworm base made with
+# debootstrap, and its smoke test with podman (scripts/image-test). As root; no Docker engine and no
+# registry. Everything the engine stores is under build/image/. `make test` needs none of this.
+image:
+	scripts/ensure-image-deps
+	scripts/image-build $(IMAGE)
+
+image-test: image
+	scripts/image-test $(IMAGE)
 
 demo: venv
 	$(BIN)/statusbridge demo
