@@ -1,30 +1,59 @@
-# syntax=docker/dockerfile:1
-# StatusBridge: multi-stage build. The final image has no compiler, runs as a non-root user, and
-# keeps its state under /data (mount a volume; the root filesystem can be read-only).
+# StatusBridge: multi-stage build. The final image has no compiler and no pip, runs as a non-root
+# user (or any uid in group 0), and keeps its state under /data (mount a volume; the root
+# filesystem can be read-only).
+#
+# No `# syntax=` line: it would make BuildKit fetch a frontend image from a registry. RUN --mount
+# is part of the stable syntax that Docker's built-in frontend (23.0 and later) and buildah parse.
+#
+# A private index reaches pip in the build stage only, never a layer of the final image:
+#   --secret id=pip,src=pip.conf            (credentials: a pip.conf, mounted for one RUN)
+#   --build-arg PIP_INDEX_URL=https://…      (an index without credentials)
+# CI builds this on a Debian bookworm base made with debootstrap (README: "Building and testing
+# the image"); the default BASE is the official Python image.
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
 WORKDIR /src
-# Wheels for the app and its dependencies, built where build tools may exist.
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
-RUN pip install --no-cache-dir --upgrade pip==24.3.1 \
-    && pip wheel --no-cache-dir --wheel-dir /wheels .
+# A virtualenv, so PEP 668 (an "externally managed" Debian Python) never applies; --without-pip
+# because Debian's python3 has no ensurepip: the base's own pip installs into it.
+RUN --mount=type=secret,id=pip,target=/etc/pip.conf \
+    python -m venv --without-pip /opt/build \
+    && python -m pip --python /opt/build/bin/python install --no-cache-dir pip==24.3.1 \
+    && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM ${BASE}
 ARG UID=10001
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/statusbridge/statusbridge
+LABEL org.opencontainers.image.title="StatusBridge" \
+      org.opencontainers.image.description="Keeps an incident.io status page truthful from alert webhooks" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     STATUSBRIDGE_HOST=0.0.0.0 \
     STATUSBRIDGE_STORE_URL=sqlite:////data/statusbridge.db \
     STATUSBRIDGE_RULES_PATH=/etc/statusbridge/rules
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index /wheels/*.whl \
-    && rm -rf /wheels \
-    && useradd --system --uid "${UID}" --home-dir /data --shell /usr/sbin/nologin statusbridge \
+# The wheels are bind-mounted from the build stage, so no layer of this image holds them. The app
+# goes into its own virtualenv (no pip in it); /data belongs to group 0 and is group-writable, so
+# an arbitrary uid in group 0 (OpenShift's restricted SCC) can write its state there.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python -m venv --without-pip /opt/statusbridge \
+    && python -m pip --python /opt/statusbridge/bin/python install --no-cache-dir --no-index /wheels/*.whl \
+    && useradd --system --uid "${UID}" --gid 0 --home-dir /data --shell /usr/sbin/nologin statusbridge \
     && mkdir -p /data /etc/statusbridge/rules \
-    && chown statusbridge /data
+    && chown "${UID}:0" /data \
+    && chmod 0770 /data
 COPY rules/example.yaml /etc/statusbridge/rules/example.yaml
+# After the install: there, `python` must still be the base's interpreter, which has pip.
+ENV PATH=/opt/statusbridge/bin:${PATH}
 USER ${UID}
 WORKDIR /data
 VOLUME ["/data"]

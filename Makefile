@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 # Exact versions with hashes (CPython 3.11, linux x86_64): the venv installs what CI tested.
 LOCK := requirements/dev.lock
 PIP_VERSION := 26.3
+IMAGE ?= localhost/statusbridge:ci
 
-.PHONY: venv test lint lock lock-upgrade demo sandbox serve clean
+.PHONY: venv test lint lock lock-upgrade demo sandbox serve clean image image-test
 
 venv: $(VENV)/.installed
 
@@ -47,6 +48,16 @@ lint: venv
 	$(BIN)/mypy bridge tests
 	$(BIN)/lint-imports
 	VENV=$(VENV) scripts/lock --check
+
+# The container image, built from the Dockerfile with buildah on a Debian bookworm base made with
+# debootstrap, and its smoke test with podman (scripts/image-test). As root; no Docker engine and no
+# registry. Everything the engine stores is under build/image/. `make test` needs none of this.
+image:
+	scripts/ensure-image-deps
+	scripts/image-build $(IMAGE)
+
+image-test: image
+	scripts/image-test $(IMAGE)
 
 demo: venv
 	$(BIN)/statusbridge demo

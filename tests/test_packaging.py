@@ -30,3 +30,22 @@ def test_dockerfile_shape() -> None:
     assert 'CMD ["serve"]' in final
     assert "gcc" not in final
     assert "build-essential" not in final
+
+
+def test_dockerfile_keeps_what_a_real_build_showed() -> None:
+    """What `make image-test` found building it (README, "Building and testing the image")."""
+    assert not DOCKERFILE.startswith("# syntax="), "a syntax line makes BuildKit fetch a frontend"
+    build, final = DOCKERFILE.split("\nFROM ")[1:]
+    assert "PIP_INDEX_URL" in build and "type=secret,id=pip" in build, "a private index reaches pip"
+    assert "PIP_INDEX_URL" not in final, "index URLs stay out of the final image's history"
+    assert "COPY --from=build /wheels" not in final, "wheels are bind-mounted, not a layer"
+    assert "--mount=type=bind,from=build,source=/wheels,target=/wheels" in final
+    assert "python -m venv --without-pip /opt/statusbridge" in final, "a venv: PEP 668 never applies"
+    assert 'chown "${UID}:0" /data' in final and "chmod 0770 /data" in final, "any uid in group 0"
+    for label in ("version", "revision", "source"):
+        assert f"org.opencontainers.image.{label}=" in final
+
+
+def test_ci_runs_the_image_test_after_the_tests() -> None:
+    steps = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("make ")]
+    assert steps[-2:] == ["make test COVERAGE=1", "make image-test"]
