@@ -16,18 +16,24 @@ FROM ${BASE} AS build
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements/runtime.lock ./
 COPY bridge ./bridge
 # A virtualenv, so PEP 668 (an "externally managed" Debian Python) never applies; --without-pip
-# because Debian's python3 has no ensurepip: the base's own pip installs into it.
+# because Debian's python3 has no ensurepip: the base's own pip installs into it. The runtime
+# dependencies are the lock's exact versions, hash-checked (the versions CI tested); only the app's
+# own wheel is built here.
 RUN --mount=type=secret,id=pip,target=/etc/pip.conf \
     python -m venv --without-pip /opt/build \
     && python -m pip --python /opt/build/bin/python install --no-cache-dir pip==24.3.1 \
-    && /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
+    && /opt/build/bin/pip download --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
+        --dest /wheels -r runtime.lock \
+    && /opt/build/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+    && cp runtime.lock /wheels/
 
 FROM ${BASE}
 ARG UID=10001
-ARG VERSION=0.1.0
+# scripts/image-build passes pyproject.toml's version (the one place it is written) and the commit.
+ARG VERSION=unknown
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/statusbridge/statusbridge
 LABEL org.opencontainers.image.title="StatusBridge" \
@@ -46,7 +52,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # an arbitrary uid in group 0 (OpenShift's restricted SCC) can write its state there.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv --without-pip /opt/statusbridge \
-    && python -m pip --python /opt/statusbridge/bin/python install --no-cache-dir --no-index /wheels/*.whl \
+    && python -m pip --python /opt/statusbridge/bin/python install --no-cache-dir --no-index \
+        --require-hashes --no-deps --find-links /wheels -r /wheels/runtime.lock \
+    && python -m pip --python /opt/statusbridge/bin/python install --no-cache-dir --no-index \
+        --no-deps /wheels/statusbridge-*.whl \
     && useradd --system --uid "${UID}" --gid 0 --home-dir /data --shell /usr/sbin/nologin statusbridge \
     && mkdir -p /data /etc/statusbridge/rules \
     && chown "${UID}:0" /data \

@@ -44,6 +44,9 @@ def test_dockerfile_keeps_what_a_real_build_showed() -> None:
     assert 'chown "${UID}:0" /data' in final and "chmod 0770 /data" in final, "any uid in group 0"
     for label in ("version", "revision", "source"):
         assert f"org.opencontainers.image.{label}=" in final
+    # The image runs the versions CI tested: the runtime lock, hash-checked, and nothing resolved.
+    assert "--require-hashes --no-deps --find-links /wheels -r /wheels/runtime.lock" in final
+    assert "--require-hashes --no-deps --only-binary=:all:" in build
 
 
 def test_ci_runs_the_image_test_after_the_tests() -> None:
