@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import selectors
 import sys
@@ -32,6 +33,24 @@ _T = TypeVar("_T")
 
 IDLE_CHECK_SECONDS = 0.0001
 """Real pause between the two looks at the worker threads (see the module docstring)."""
+
+
+def current_frames() -> dict[int, Any]:
+    """``sys._current_frames()`` with the garbage collector held off.
+
+    On CPython 3.11 the call holds the runtime's thread-list lock while it allocates its result;
+    an allocation that starts a collection runs finalizers that may need that same lock, and the
+    process deadlocks inside C, GIL held, where no watchdog or signal can reach it (CPython
+    gh-106883: not fixed in 3.11, whose backport of this very remedy was not merged). That is
+    what hung CI's model test, about once in a few thousand timelines. Deferring a collection
+    for the length of one call costs nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _aiosqlite_worker() -> tuple[Callable[..., Any] | None, int | None]:
@@ -148,7 +167,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if worker is None:
             return True
         code = worker.__code__
-        frames = sys._current_frames()
+        frames = current_frames()
         for thread in threading.enumerate():
             if getattr(thread, "_target", None) is not worker:
                 continue
@@ -165,7 +184,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """What keeps the clock from moving, in words (for a run that seems stuck)."""
         parts = [f"{self._executor_jobs} executor job(s) in flight"]
         worker = self._worker
-        frames = sys._current_frames()
+        frames = current_frames()
         for thread in threading.enumerate():
             if worker is None or getattr(thread, "_target", None) is not worker:
                 continue

@@ -18,7 +18,6 @@ import contextlib
 import json
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import traceback
@@ -39,7 +38,7 @@ from bridge.ingest.payloads import fingerprint
 from bridge.sandbox.app import create_app as create_sandbox
 from bridge.sandbox.seed import WRITE_SCOPE, builtin_seed, load_seed_file
 from bridge.settings import Settings
-from bridge.timeline.clock import VirtualTimeLoop, scheduler_on
+from bridge.timeline.clock import VirtualTimeLoop, current_frames, scheduler_on
 from bridge.timeline.model import AlertIn, Event, Expect, Timeline
 
 BRIDGE_KEY = "timeline-bridge"
@@ -791,7 +790,7 @@ class TimelineStuck(RuntimeError):
 
 
 def _stacks(skip: int | None) -> str:
-    frames = sys._current_frames()
+    frames = current_frames()
     out: list[str] = []
     for thread in threading.enumerate():
         frame = frames.get(thread.ident) if thread.ident is not None else None
