@@ -162,18 +162,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         future.add_done_callback(done)
         return future
 
-    def _threads_idle(self) -> bool:
+    def _workers(self) -> Iterator[tuple[threading.Thread, Any, Any]]:
+        """Each aiosqlite worker thread, with its request queue and its current frame."""
         worker = self._worker
         if worker is None:
-            return True
-        code = worker.__code__
+            return
         frames = current_frames()
         for thread in threading.enumerate():
             if getattr(thread, "_target", None) is not worker:
                 continue
             args = getattr(thread, "_args", ())
-            queue = args[0] if args else None
             frame = frames.get(thread.ident) if thread.ident is not None else None
+            yield thread, (args[0] if args else None), frame
+
+    def _threads_idle(self) -> bool:
+        code = self._worker.__code__ if self._worker is not None else None
+        for _, queue, frame in self._workers():
             if queue is None or not queue.empty():
                 return False
             if frame is None or frame.f_code is not code or frame.f_lineno != self._worker_line:
@@ -183,14 +187,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def waiting_on(self) -> str:
         """What keeps the clock from moving, in words (for a run that seems stuck)."""
         parts = [f"{self._executor_jobs} executor job(s) in flight"]
-        worker = self._worker
-        frames = current_frames()
-        for thread in threading.enumerate():
-            if worker is None or getattr(thread, "_target", None) is not worker:
-                continue
-            args = getattr(thread, "_args", ())
-            queue = args[0] if args else None
-            frame = frames.get(thread.ident) if thread.ident is not None else None
+        for thread, queue, frame in self._workers():
             where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
             pending = "?" if queue is None else ("empty" if queue.empty() else "requests waiting")
             parts.append(f"aiosqlite thread {thread.name} at {where}, queue {pending}")

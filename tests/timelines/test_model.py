@@ -370,7 +370,7 @@ def orphaned(script: list[tuple[float, str, Any]], group: str, end: float) -> bo
     """A store loss while the group's alerts had stopped counting but its incident could still be
     open, and nothing of the group counting after: the bridge no longer knows the incident, and
     no alert brings it to adopt it."""
-    intervals = firing_intervals(script, end)[group] if group in firing_intervals(script, end) else []
+    intervals = firing_intervals(script, end).get(group, [])
     for t, kind, _ in script:
         if kind != "store_loss":
             continue
