@@ -41,7 +41,7 @@ from bridge.ingest.routes import Ingest, WebhookError
 from bridge.observability import configure_logging, get_logger, register_secret
 from bridge.rules import RulesError, RulesHolder
 from bridge.settings import Settings, SettingsError
-from bridge.store import Store, StoreError, open_store
+from bridge.store import Store, StoreError, open_store, store_identity
 from bridge.web import RUNTIME, Runtime, admin_routes
 from bridge.web_maintenance import WindowSource, maintenance_routes
 from bridge.web_widget import widget_ctx, widget_routes
@@ -384,7 +384,7 @@ async def _reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         hold=lambda: _unresolved_hold(rt),
         executor=executor,
         clock=rt.clock,
-        policy=Policy(coalesce_window=s.coalesce_window),
+        policy=Policy(coalesce_window=s.coalesce_window, key_scope=await store_identity(store)),
         alert_ttl=s.alert_ttl,
         interval=s.reconcile_interval,
         pass_retry=(pacing.PASS_RETRY_BASE, pacing.PASS_RETRY_CAP),

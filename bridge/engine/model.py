@@ -93,6 +93,9 @@ class Policy:
     reserved_updates: int = 2
     """Updates kept back from component churn so that monitoring and resolved can always be posted."""
     monitoring_message: str = DEFAULT_MONITORING_MESSAGE
+    key_scope: str = ""
+    """The store's identity (``store_identity``), mixed into create idempotency keys: a store lost
+    and started afresh restarts its episode numbers, and must not replay its predecessor's creates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +272,10 @@ class Plan:
     firing opens a new incident)."""
 
 
-def idempotency_key(group_key: str, episode: int) -> str:
-    """Stable across restarts and replicas: the same episode of a group always maps to one incident."""
-    digest = hashlib.sha256(f"{group_key}\x00{episode}".encode()).hexdigest()[:32]
+def idempotency_key(group_key: str, episode: int, scope: str = "") -> str:
+    """Stable across restarts and replicas (they share the store, and with it ``scope``): the same
+    episode of a group always maps to one incident. The empty scope gives the keys of stores made
+    before scopes existed."""
+    text = f"{group_key}\x00{episode}" if not scope else f"{scope}\x00{group_key}\x00{episode}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
     return f"statusbridge-{digest}"

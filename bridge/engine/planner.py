@@ -137,7 +137,7 @@ def _plan_closed(
 ) -> Plan:
     if desired is None or not desired.firing:
         if published is not None and published.create_attempted and published.incident_status is None:
-            return Plan(actions=(_settle_attempted_create(desired, published),))
+            return Plan(actions=(_settle_attempted_create(desired, published, policy.key_scope),))
         return Plan()
     opens_at = (desired.first_firing_at or now) + desired.timings.open_after
     if now < opens_at:
@@ -156,7 +156,7 @@ def _plan_closed(
                 message=desired.message,
                 components=dict(desired.components),
                 notify_subscribers=desired.notify in (NotifyPolicy.ALWAYS, NotifyPolicy.OPEN_AND_RESOLVE),
-                idempotency_key=idempotency_key(desired.key, episode),
+                idempotency_key=idempotency_key(desired.key, episode, policy.key_scope),
                 settings=desired.settings,
                 alerts=desired.alert_series,
             ),
@@ -164,7 +164,9 @@ def _plan_closed(
     )
 
 
-def _settle_attempted_create(desired: DesiredGroup | None, published: PublishedGroup) -> CreateIncident:
+def _settle_attempted_create(
+    desired: DesiredGroup | None, published: PublishedGroup, scope: str
+) -> CreateIncident:
     """A create was sent, its outcome was never recorded, and the group is quiet now.
 
     Replaying the create with the episode's idempotency key returns the incident if the first
@@ -180,7 +182,7 @@ def _settle_attempted_create(desired: DesiredGroup | None, published: PublishedG
         message=group_settings(desired, published).resolved_message or DEFAULT_RESOLVED_MESSAGE,
         components={},
         notify_subscribers=False,
-        idempotency_key=idempotency_key(published.key, published.episode),
+        idempotency_key=idempotency_key(published.key, published.episode, scope),
         incident_status=IncidentStatus.RESOLVED,
     )
 

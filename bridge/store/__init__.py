@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from bridge.store.base import Store, StoredAlert, StoreError, UpsertResult
+from bridge.store.base import Store, StoredAlert, StoreError, UpsertResult, store_identity
 from bridge.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -26,7 +26,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["PostgresStore", "SQLiteStore", "Store", "StoreError", "StoredAlert", "UpsertResult", "open_store"]
+__all__ = [
+    "PostgresStore",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoredAlert",
+    "UpsertResult",
+    "open_store",
+    "store_identity",
+]
 
 
 async def open_store(url: str) -> Store:

@@ -130,6 +130,17 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
+STORE_IDENTITY = "store_identity"
+"""The ``control`` key of the store's random name (its migration says why it exists)."""
+
+
+async def store_identity(store: Store) -> str:
+    """This store's name for incident idempotency keys: random for a store created since the
+    migration that added it, empty for one that held groups before (its keys stay as they were)."""
+    value = await store.get_control(STORE_IDENTITY)
+    return value if isinstance(value, str) else ""
+
+
 # --- encoding shared by the backends -----------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ incidents for one group."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,21 @@ def test_first_alert_creates_investigating_incident_with_rule_statuses() -> None
     assert a.episode == 1
     assert a.idempotency_key == idempotency_key("g", 1)
     assert a.notify_subscribers is False
+
+
+def test_the_store_identity_scopes_create_keys() -> None:
+    """Two stores (a lost one and its replacement) never send the same key for the same episode;
+    the empty scope (a store from before scopes) keeps the keys it always had."""
+    d = desired({"api": CS.PARTIAL_OUTAGE})
+    keys = {
+        scope: plan(d, None, T0, replace(POLICY, key_scope=scope)).actions[0]
+        for scope in ("", "a" * 32, "b" * 32)
+    }
+    assert all(isinstance(a, CreateIncident) for a in keys.values())
+    sent = {scope: a.idempotency_key for scope, a in keys.items() if isinstance(a, CreateIncident)}
+    assert len(set(sent.values())) == 3
+    assert sent[""] == idempotency_key("g", 1) == "statusbridge-" + hashlib.sha256(b"g\x001").hexdigest()[:32]
+    assert sent["a" * 32] == idempotency_key("g", 1, "a" * 32)
 
 
 def test_open_after_holds_then_opens() -> None:

@@ -26,8 +26,9 @@ from bridge.domain import (
     Source,
     Timings,
 )
-from bridge.store import Store, StoreError, open_store
-from bridge.store.base import group_from_json, group_to_json
+from bridge.store import Store, StoreError, open_store, store_identity
+from bridge.store.base import STORE_IDENTITY, group_from_json, group_to_json
+from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore, migrations
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -254,6 +255,42 @@ async def test_control_switches(store: Store) -> None:
     assert await store.get_control("paused") == {"by": "other"}
     await store.set_control("paused", None)
     assert await store.get_control("paused") is None
+
+
+async def test_a_store_has_its_own_identity(store_factory: StoreFactory, tmp_path: Path) -> None:
+    """Incident idempotency keys mix it in: a store made afresh (a lost one replaced) must not
+    replay its predecessor's creates, while a reopened one (a restart, a replica) keeps its keys."""
+    store = await store_factory()
+    identity = await store_identity(store)
+    assert len(identity) == 32 and int(identity, 16) >= 0
+    await store.close()
+    assert await store_identity(await store_factory()) == identity
+    other = await open_store(f"sqlite:///{tmp_path / 'another.db'}")
+    try:
+        assert await store_identity(other) not in ("", identity)
+    finally:
+        await other.close()
+
+
+async def test_a_store_that_held_groups_keeps_its_keys(store_factory: StoreFactory) -> None:
+    """The migration that adds the identity gives a store with groups the empty one: a create of
+    unknown outcome, recorded before the upgrade, replays with the key it was sent with."""
+    store = await store_factory()
+    await store.save_group(PublishedGroup(key="g", status_page_id="p", episode=1, create_attempted=True))
+    # Back to the schema before the migration, holding a group: what an upgrading operator has.
+    if isinstance(store, SQLiteStore):
+        newest = await store.schema_version()
+        async with store._transaction() as db:
+            await db.execute("DELETE FROM control WHERE key = ?", (STORE_IDENTITY,))
+            await db.execute("DELETE FROM schema_migrations WHERE version = ?", (newest,))
+        assert await store.migrate() == [newest]
+    else:
+        assert isinstance(store, PostgresStore)
+        newest = await store.schema_version()
+        await store._pool.execute("DELETE FROM control WHERE key = $1", STORE_IDENTITY)
+        await store._pool.execute("DELETE FROM schema_migrations WHERE version = $1", newest)
+        assert await store.migrate() == [newest]
+    assert await store_identity(store) == ""
 
 
 async def test_prune_removes_old_resolved_only(store: Store) -> None:

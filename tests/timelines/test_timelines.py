@@ -16,7 +16,6 @@ HERE = Path(__file__).resolve().parent
 FILES = sorted(HERE.glob("*.yaml"))
 
 KNOWN_BUGS: dict[str, str] = {
-    "store-loss-never-replays-an-old-create.yaml": "a new store's create keys repeat its predecessor's",
     "forgotten-window-completion-is-not-a-takeover.yaml": "an impact a forgotten window erased reads as a human edit",
 }
 """File name -> the bug it shows, for timelines whose fix has not landed yet."""
