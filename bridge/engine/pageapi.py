@@ -40,6 +40,7 @@ def incident_view(incident: Incident) -> IncidentView:
         status = None
     impacted = frozenset(i.component_id for i in incident.component_impacts if i.end_at is None)
     components = {}
+    ended = set()
     for cid, value in incident.current_components().items():
         try:
             shown = ComponentStatus(value)
@@ -48,6 +49,8 @@ def incident_view(incident: Incident) -> IncidentView:
         # An impact that ended after the latest update (a maintenance completion resets its
         # components) no longer shows on the page, whatever that update said.
         components[cid] = shown if cid in impacted else ComponentStatus.OPERATIONAL
+        if shown is not ComponentStatus.OPERATIONAL and cid not in impacted:
+            ended.add(cid)
     return IncidentView(
         id=incident.id,
         name=incident.name,
@@ -55,6 +58,7 @@ def incident_view(incident: Incident) -> IncidentView:
         components=components,
         update_count=len(incident.updates),
         impacted=impacted,
+        ended=frozenset(ended),
         digests=tuple(
             update_digest(
                 str(u.incident_status),

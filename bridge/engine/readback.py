@@ -35,6 +35,10 @@ class IncidentView:
     """Components with an ongoing impact period on the page (what a maintenance completion can erase)."""
     digests: tuple[str, ...] = ()
     """Content digest of each update, newest first (``update_digest``)."""
+    ended: frozenset[str] = frozenset()
+    """Components the latest update impacts whose impact has ended since. Impacts are derived from
+    the update history, so only something that posts no update ends one: a maintenance completing
+    (incident.io resets its components), known to the bridge or not (a window a lost store forgot)."""
 
 
 def _differs(published: PublishedGroup, page: IncidentView, reset: AbstractSet[str]) -> str | None:
@@ -45,7 +49,8 @@ def _differs(published: PublishedGroup, page: IncidentView, reset: AbstractSet[s
         for c, s in published.components.items()
         if s is not ComponentStatus.OPERATIONAL
         and not (
-            c in reset and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
+            c in reset | page.ended
+            and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
         )
     }
     theirs = {c: s for c, s in page.components.items() if s is not ComponentStatus.OPERATIONAL}
@@ -69,7 +74,9 @@ def after_read_back(
     again then, instead of letting the planner re-send.
 
     ``reset``: components a maintenance completion has just set operational on the page; shown
-    operational there, they are the completion's doing, not a human's."""
+    operational there, they are the completion's doing, not a human's, as are those of
+    ``page.ended``. Either way the record then shows them operational, so that the planner
+    re-asserts what still fires."""
     if (
         published.outcome_unknown
         and late_until is not None
@@ -119,7 +126,20 @@ def after_read_back(
     if reason is None and page.name != published.name:
         reason = "renamed on the page"
     if reason is None:
-        return replace(published, outcome_unknown=False, unknown_since=None, recheck_at=None)
+        erased = {
+            c
+            for c, s in published.components.items()
+            if s is not ComponentStatus.OPERATIONAL
+            and c in reset | page.ended
+            and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
+        }
+        return replace(
+            published,
+            components={**published.components, **dict.fromkeys(erased, ComponentStatus.OPERATIONAL)},
+            outcome_unknown=False,
+            unknown_since=None,
+            recheck_at=None,
+        )
     return replace(
         published,
         incident_status=page.incident_status or published.incident_status,

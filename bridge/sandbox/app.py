@@ -175,6 +175,9 @@ def _paginate(items: list[Any], request: web.Request, ids: list[str]) -> tuple[l
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     sb = request.app[SANDBOX_KEY]
+    # incident.io moves automated maintenances with the clock, and a completion resets components
+    # of the incidents on them: every request, of any kind, sees that done up to now.
+    sb.state.advance_automation()
     is_api = request.path.startswith(("/v1/", "/v2/"))
     body = await request.read() if request.can_read_body else b""
     response: web.StreamResponse
@@ -379,7 +382,6 @@ async def create_incident_update(request: web.Request) -> web.Response:
 async def list_maintenances(request: web.Request) -> web.Response:
     page_id, component = _list_filter(request)
     sb = _sb(request)
-    sb.state.advance_automation()
     ms = [
         m
         for m in reversed(sb.state.maintenances.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -256,6 +257,37 @@ async def test_maintenance_lifecycle_and_automation(api: Api, sandbox: SandboxSe
     assert "end_at" in periods[0]
     upd = {"status_page_maintenance_id": m["id"], "message": "late", "notify_subscribers": False}
     assert (await api.call("POST", "/v2/status_page_maintenance_updates", upd))[0] == 422
+
+
+async def test_an_automated_completion_shows_on_the_next_incident_read(
+    api: Api, sandbox: SandboxServer
+) -> None:
+    """incident.io completes an automated window on its clock, not when someone looks at the
+    window: reading only the incident afterwards shows the impact the completion ended."""
+    t0 = sandbox.clock.now
+    inc = await api.create(component_statuses=cs(sandbox, db="partial_outage"))
+    status, _, _ = await api.call(
+        "POST",
+        "/v2/status_page_maintenances",
+        {
+            "status_page_id": sandbox.page_id,
+            "name": "DB failover",
+            "maintenance_status": "maintenance_scheduled",
+            "idempotency_key": "m-read",
+            "affected_component_ids": [sandbox.components["Database"]],
+            "start_at": (t0 + timedelta(minutes=1)).isoformat(),
+            "end_at": (t0 + timedelta(minutes=2)).isoformat(),
+            "message": "Failover.",
+            "notify_subscribers": False,
+            "automate_maintenance_status": True,
+        },
+    )
+    assert status == 201
+    sandbox.clock.advance(180)
+    _, data, _ = await api.call("GET", f"/v2/status_page_incidents/{inc['id']}")
+    (impact,) = data["status_page_incident"]["component_impacts"]
+    assert impact["end_at"] == (t0 + timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    assert len(data["status_page_incident"]["updates"]) == 1, "a completion posts no incident update"
 
 
 async def test_manual_maintenance_update_cancels_automation(api: Api, sandbox: SandboxServer) -> None:
