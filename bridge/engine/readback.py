@@ -84,11 +84,13 @@ def after_read_back(
         and page.update_count == published.update_count
     ):
         return replace(published, recheck_at=late_until)
-    if published.outcome_unknown and page.update_count in (
-        published.update_count,
-        published.update_count + 1,
-    ):
+    one_more_is_ours = page.update_count == published.update_count + 1 and (
+        not page.digests or page.digests[0] in published.sent
+    )
+    if published.outcome_unknown and (page.update_count == published.update_count or one_more_is_ours):
         # Our last update did or did not land; either way the page now says what was published.
+        # One update more is ours only with our content: a person may have posted instead, while
+        # ours was refused (a 429, a 5xx before processing) or before it was sent.
         status = page.incident_status or published.incident_status
         monitoring_since = (
             (published.monitoring_since or now) if status is IncidentStatus.MONITORING else None

@@ -5,6 +5,8 @@ transport errors, never other 4xx): reads, renames, reschedules and deletes are 
 carry an idempotency key; any request answered 429 was not processed. Incident and maintenance
 *updates* have no idempotency key, so a 5xx, a timeout or a dropped connection after sending one
 raises :class:`OutcomeUnknown` at once: the caller must read the incident back before re-sending.
+An update answered 429 is not retried here either: re-sent after the wait, it would land on whatever
+a person posted meanwhile, so :class:`RateLimited` goes back to the caller, which reads back first.
 
 Every request first takes a token from the client-side bucket, so a storm of work is spread out
 instead of answered with 429s. The API key lives only in the Authorization header of outgoing
@@ -150,6 +152,11 @@ class StatusPageClient:
         gone_ok_on_retry: bool = False,
     ) -> Any:
         def should_retry(exc: BaseException) -> bool:
+            # A write without an idempotency key answered 429 was not processed, but re-sending it
+            # after the wait would land on whatever a person posted meanwhile: the caller re-plans
+            # and reads the incident back first.
+            if not idempotent and isinstance(exc, RateLimited):
+                return False
             return isinstance(exc, RetryableError)
 
         def wait(state: RetryCallState) -> float:

@@ -16,6 +16,7 @@ from bridge.incidentio.errors import (
     Forbidden,
     NotFound,
     OutcomeUnknown,
+    RateLimited,
     RequestTimeout,
     RetryableError,
     ServerError,
@@ -273,8 +274,24 @@ async def test_single_attempt_turns_in_call_retries_off(
 
 
 async def test_429_honours_retry_after(sandbox: SandboxServer, session: aiohttp.ClientSession) -> None:
+    """A request answered 429 was not processed. One that is safe to repeat (a create carries its
+    idempotency key) is re-sent after ``Retry-After``; an update is not: re-sent later, it would
+    land on whatever a person posted meanwhile, so the caller gets the error, re-plans and reads the
+    incident back first. Either way the next request waits for ``Retry-After``."""
     sleeps = Sleeps()
     client = make_client(sandbox, session, sleeps, rate_limiter=TokenBucket(sleep=sleeps, clock=sleeps.now))
+    await fault(
+        sandbox,
+        session,
+        method="POST",
+        path_prefix="/v2/status_page_incidents",
+        count=1,
+        status=429,
+        retry_after=7,
+    )
+    inc = await create(client, sandbox)  # retried
+    assert max(sleeps.calls) >= 7
+    sleeps.calls.clear()
     await fault(
         sandbox,
         session,
@@ -284,13 +301,14 @@ async def test_429_honours_retry_after(sandbox: SandboxServer, session: aiohttp.
         status=429,
         retry_after=7,
     )
-    inc = await create(client, sandbox)
-    await client.create_incident_update(incident_id=inc.id, message="m")  # 429 is not processed: retried
-    assert max(sleeps.calls) >= 7
-    posted = [
-        r for r in await requests_log(sandbox, session) if r["path"] == "/v2/status_page_incident_updates"
-    ]
-    assert [r["status"] for r in posted] == [429, 201]
+    with pytest.raises(RateLimited) as caught:
+        await client.create_incident_update(incident_id=inc.id, message="m")
+    assert caught.value.retry_after == 7
+    log = await requests_log(sandbox, session)
+    assert [r["status"] for r in log if r["path"] == "/v2/status_page_incidents"] == [429, 201]
+    assert [r["status"] for r in log if r["path"] == "/v2/status_page_incident_updates"] == [429]
+    await client.create_incident_update(incident_id=inc.id, message="m")  # the caller's own retry
+    assert max(sleeps.calls) >= 7, "the bucket held the next request for Retry-After"
 
 
 async def test_gives_up_after_bounded_attempts(

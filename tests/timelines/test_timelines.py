@@ -15,9 +15,7 @@ from bridge.timeline import load_timeline, run_timeline
 HERE = Path(__file__).resolve().parent
 FILES = sorted(HERE.glob("*.yaml"))
 
-KNOWN_BUGS: dict[str, str] = {
-    "rate-limited-update-is-read-back-before-resending.yaml": "a 429'd update is re-sent without a read-back",
-}
+KNOWN_BUGS: dict[str, str] = {}
 """File name -> the bug it shows, for timelines whose fix has not landed yet."""
 
 
