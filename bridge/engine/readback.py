@@ -41,17 +41,26 @@ class IncidentView:
     (incident.io resets its components), known to the bridge or not (a window a lost store forgot)."""
 
 
+def _erased(published: PublishedGroup, page: IncidentView, reset: AbstractSet[str]) -> set[str]:
+    """Components the bridge published as impacted that a maintenance completion (``reset``, or
+    one the page shows in ``ended``) has set operational: the completion's doing, not a human's."""
+    return {
+        c
+        for c, s in published.components.items()
+        if s is not ComponentStatus.OPERATIONAL
+        and c in reset | page.ended
+        and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
+    }
+
+
 def _differs(published: PublishedGroup, page: IncidentView, reset: AbstractSet[str]) -> str | None:
     if page.incident_status != published.incident_status:
         return f"status is {page.incident_status} on the page, {published.incident_status} published"
+    erased = _erased(published, page, reset)
     mine = {
         c: s
         for c, s in published.components.items()
-        if s is not ComponentStatus.OPERATIONAL
-        and not (
-            c in reset | page.ended
-            and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
-        )
+        if s is not ComponentStatus.OPERATIONAL and c not in erased
     }
     theirs = {c: s for c, s in page.components.items() if s is not ComponentStatus.OPERATIONAL}
     if mine != theirs:
@@ -128,13 +137,7 @@ def after_read_back(
     if reason is None and page.name != published.name:
         reason = "renamed on the page"
     if reason is None:
-        erased = {
-            c
-            for c, s in published.components.items()
-            if s is not ComponentStatus.OPERATIONAL
-            and c in reset | page.ended
-            and page.components.get(c, ComponentStatus.OPERATIONAL) is ComponentStatus.OPERATIONAL
-        }
+        erased = _erased(published, page, reset)
         return replace(
             published,
             components={**published.components, **dict.fromkeys(erased, ComponentStatus.OPERATIONAL)},

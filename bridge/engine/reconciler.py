@@ -415,11 +415,14 @@ class Reconciler:
                 continue
             lost = {c for c in mine if c not in view.impacted}
             if lost:
+                # The read-back has mostly marked them already (readback: erased components);
+                # the record is written again only where it had not.
                 changed = replace(
                     current,
                     components={**current.components, **dict.fromkeys(lost, ComponentStatus.OPERATIONAL)},
                 )
-                await self._store.save_group(changed)
+                if changed != current:
+                    await self._store.save_group(changed)
                 published[key] = changed
                 log.info(
                     "re-asserting an incident after a maintenance completed",

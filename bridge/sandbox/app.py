@@ -452,7 +452,6 @@ def _affected(sb: Sandbox, page_id: str, ids: list[str]) -> list[dict[str, Any]]
 
 
 def widget_summary(sb: Sandbox, page_id: str, base: str) -> dict[str, Any]:
-    sb.state.advance_automation()
     page = sb.state.pages[page_id]
     url = f"{base}/status/{page_id}"
     ongoing = []
@@ -541,7 +540,6 @@ async def public_page(request: web.Request) -> web.Response:
     page_id = request.match_info["status_page_id"]
     if page_id not in sb.state.pages:
         raise web.HTTPNotFound(reason=f"status page {page_id} not found")
-    sb.state.advance_automation()
     page = sb.state.pages[page_id]
     comps = "".join(
         f'<div class="comp" data-component-id="{html.escape(c.id)}"><span>{html.escape(c.name if not c.group else c.group + " / " + c.name)}</span>'
@@ -650,7 +648,6 @@ async def hook_clock(request: web.Request) -> web.Response:
 
 async def hook_state(request: web.Request) -> web.Response:
     sb = _sb(request)
-    sb.state.advance_automation()
     return _json(
         {
             "now": iso(sb.clock()),
