@@ -17,7 +17,7 @@ from bridge.app import check_startup
 from bridge.settings import Settings, SettingsError
 from bridge.store import open_store
 from bridge.web import OPENAPI, RUNTIME
-from tests.conftest import ServerFactory
+from tests.conftest import FIXTURES, ServerFactory
 from tests.e2e.harness import free_port, serve_process, wait_http
 
 
@@ -56,6 +56,8 @@ async def test_admin_api_requires_token_and_matches_its_openapi(server_factory: 
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
     assert routes == documented, "the OpenAPI document and the routes drifted apart"
+    before = json.loads((FIXTURES / "openapi" / "statusbridge-admin.before-issue-14.json").read_text())
+    assert doc == before, "the admin API's OpenAPI document changed (see tests/fixtures/README.md)"
     from openapi_spec_validator import validate
 
     validate(OPENAPI)
