@@ -513,7 +513,7 @@ async def metrics(request: web.Request) -> web.Response:
         m.groups_held.set(sum(1 for g in last.groups.values() if g.plan.held))
     m.leader.set(1 if rt.leader else 0)
     if rt.store is not None:
-        from bridge.engine.maintenance import load_published  # noqa: PLC0415 (scrape-time only)
+        from bridge.engine.windows import load_published  # noqa: PLC0415 (scrape-time only)
 
         by_status: dict[str, int] = {}
         for pub in (await load_published(rt.store)).values():

@@ -18,7 +18,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bridge.domain import PageDirectory
-from bridge.engine.maintenance import load_published
+from bridge.engine.windows import load_published
 from bridge.maintenance import (
     AnyWindow,
     MaintenanceConfigError,

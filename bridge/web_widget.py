@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge.domain import ComponentStatus, worst
-from bridge.engine.maintenance import load_published
+from bridge.engine.windows import load_published
 from bridge.observability import get_logger
 from bridge.web import RUNTIME, Runtime
 

@@ -35,7 +35,6 @@ from typing import Any, Protocol, TypeVar
 from bridge import pacing
 from bridge.domain import ActionRecord, PublishedGroup, update_digest
 from bridge.engine.breaker import Breaker
-from bridge.engine.maintenance import after_maintenance
 from bridge.engine.model import (
     Action,
     CreateIncident,
@@ -53,6 +52,7 @@ from bridge.engine.model import (
 )
 from bridge.engine.planner import after_create, after_rename, after_update, before_create
 from bridge.engine.readback import IncidentView, after_read_back
+from bridge.engine.windows import after_maintenance
 from bridge.observability import get_logger
 
 log = get_logger(__name__)

@@ -33,7 +33,6 @@ from bridge.engine.desired import build_desired
 from bridge.engine.executor import ActionFailed, Executor, ProviderUnavailable
 from bridge.engine.guard import GuardPolicy, GuardState
 from bridge.engine.guard import check as guard_check
-from bridge.engine.maintenance import HORIZON, load_published, plan_maintenances
 from bridge.engine.model import (
     CreateIncident,
     CreateMaintenance,
@@ -53,6 +52,7 @@ from bridge.engine.planner import (
     with_pending,
 )
 from bridge.engine.readback import IncidentView
+from bridge.engine.windows import HORIZON, load_published, plan_maintenances
 from bridge.maintenance import AnyWindow, next_wakeups, under_maintenance
 from bridge.maintenance import desired as desired_maintenances
 from bridge.observability import get_logger
