@@ -13,12 +13,10 @@ import contextlib
 import os
 import signal
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import aiohttp
-import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -32,146 +30,27 @@ from bridge.engine.leadership import lead
 from bridge.engine.model import Policy
 from bridge.engine.pageapi import ClientPageAPI
 from bridge.engine.reconciler import PassReport, Reconciler
+from bridge.engine.windows import WindowSource
 from bridge.incidentio.client import RetryPolicy, StatusPageClient
 from bridge.incidentio.errors import Forbidden, IncidentIOError, NotFound, OutcomeUnknown, RetryableError
 from bridge.incidentio.ratelimit import TokenBucket
 from bridge.ingest.auth import WebhookAuth
 from bridge.ingest.pull import PullError, pull_once
-from bridge.ingest.routes import Ingest, WebhookError
+from bridge.ingest.routes import Ingest
 from bridge.observability import configure_logging, get_logger, register_secret
 from bridge.rules import RulesError, RulesHolder
 from bridge.settings import Settings, SettingsError
-from bridge.store import Store, StoreError, open_store, store_identity
-from bridge.web import RUNTIME, Runtime, admin_routes
-from bridge.web_maintenance import WindowSource, maintenance_routes
-from bridge.web_widget import widget_ctx, widget_routes
+from bridge.store import StoreError, open_store, store_identity
+from bridge.web import admin, health, metrics, widget
+from bridge.web.middleware import IN_FLIGHT_KEY, MIDDLEWARES, InFlight
+from bridge.web.runtime import RUNTIME, Runtime
 
 log = get_logger(__name__)
-
-# The app's parts other components plug into. They are the very objects the Runtime holds (one
-# source of truth), exposed under names that do not require knowing the Runtime:
-STORE_KEY = web.AppKey("store", Store)
-"""The open store; set by the first cleanup_ctx entry, so present once start-up has run."""
-CHANGED_KEY = web.AppKey("changed", asyncio.Event)
-"""Set after every committed webhook that changed an alert; the reconciler waits on it."""
-READINESS_KEY: web.AppKey[dict[str, str]] = web.AppKey("readiness", dict)
-"""Component -> problem that makes /readyz answer 503; a component removes its key when healthy."""
-
-
-class InFlight:
-    """Requests being handled, so that shutdown can wait for them while their bodies still flow.
-
-    aiohttp's own graceful shutdown stops reading from every connection first, so a webhook whose
-    body was still arriving could never finish: it waited out the timeout and was dropped unanswered.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def track(self) -> Iterator[None]:
-        self.count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self.count -= 1
-            if not self.count:
-                self._idle.set()
-
-    async def idle(self) -> None:
-        await self._idle.wait()
-
-
-IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
-
-
-@web.middleware
-async def in_flight(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    with request.app[IN_FLIGHT_KEY].track():
-        return await handler(request)
-
-
-@web.middleware
-async def request_ids(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every log line of a request carries its id; the answer names it (X-Request-Id)."""
-    given = request.headers.get("X-Request-Id", "")
-    rid = given if given.isascii() and 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
-    with structlog.contextvars.bound_contextvars(request_id=rid):
-        response = await handler(request)
-    response.headers["X-Request-Id"] = rid
-    return response
-
-
-@web.middleware
-async def json_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every error answer is JSON naming the problem, the framework's own 404/405/413 included;
-    an unexpected failure is a 500 with no traceback for the caller."""
-    try:
-        return await handler(request)
-    except WebhookError:
-        raise
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        message = exc.reason
-        if exc.status == 413:
-            message = "request body too large"
-        elif exc.status == 405:
-            message = f"method {request.method} not allowed on {request.path}"
-        elif exc.status == 404:
-            message = f"no such endpoint: {request.path}"
-        return web.json_response(
-            {"error": {"status": exc.status, "message": message}},
-            status=exc.status,
-            headers=_keep_headers(exc),
-        )
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("request failed", path=request.path, method=request.method)
-        return web.json_response({"error": {"status": 500, "message": "internal error"}}, status=500)
-
-
-def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
-    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
-
-
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    problems = dict(rt.readiness)
-    if rt.stopping.is_set():
-        problems["shutdown"] = "shutting down"
-    if rt.store is not None:
-        try:
-            # A store that hangs (a PostgreSQL behind a dead route) must not hang the probe too.
-            await asyncio.wait_for(rt.store.ping(), pacing.STORE_PING_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
-            problems["store"] = f"unreachable: {type(exc).__name__}"
-    warnings = dict(rt.warnings)
-    if rt.rules is not None and rt.rules.last_error:
-        warnings["rules"] = f"reload failed, previous rules in use: {rt.rules.last_error}"
-    ready = not problems
-    return web.json_response(
-        {"ready": ready, "problems": problems, "warnings": warnings}, status=200 if ready else 503
-    )
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
-    rt.store = app[STORE_KEY] = await open_store(rt.settings.store_url)
+    rt.store = await open_store(rt.settings.store_url)
     yield
     await rt.store.close()
 
@@ -542,21 +421,16 @@ def create_app(
         on_outcome=lambda source, status: rt.metrics.webhooks.labels(source, str(status)).inc(),
     )
     rt.metrics.build.info({"version": __version__})
-    app = web.Application(
-        middlewares=[request_ids, in_flight, json_errors], client_max_size=settings.webhook_max_body_bytes
-    )
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.webhook_max_body_bytes)
     app[IN_FLIGHT_KEY] = InFlight()
     app[RUNTIME] = rt
-    app[CHANGED_KEY] = rt.changed
-    app[READINESS_KEY] = rt.readiness
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_routes(health.routes())
     app.router.add_routes(rt.ingest.routes())
-    app.router.add_routes(admin_routes())
-    app.router.add_routes(maintenance_routes())
-    app.router.add_routes(widget_routes())
+    app.router.add_routes(metrics.routes())
+    app.router.add_routes(widget.routes())
+    app.add_subapp(admin.PREFIX, admin.admin_app())
     app.cleanup_ctx.extend(
-        [_store_ctx, _client_ctx, _preflight_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx, widget_ctx]
+        [_store_ctx, _client_ctx, _preflight_ctx, _rules_ctx, _pull_ctx, _reconciler_ctx, widget.widget_ctx]
     )
     app.on_shutdown.append(_on_shutdown)
     return app

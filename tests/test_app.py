@@ -16,7 +16,8 @@ from aiohttp import web
 from bridge.app import check_startup
 from bridge.settings import Settings, SettingsError
 from bridge.store import open_store
-from bridge.web import OPENAPI, RUNTIME
+from bridge.web.admin import OPENAPI
+from bridge.web.runtime import RUNTIME
 from tests.conftest import FIXTURES, ServerFactory
 from tests.e2e.harness import free_port, serve_process, wait_http
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
-from bridge.web import RUNTIME
+from bridge.web.runtime import RUNTIME
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server
 from tests.test_operations import ADMIN, Bridge, bridge, fire, page_incidents, reconcile  # noqa: F401 (bridge is a fixture)
 

@@ -17,7 +17,7 @@ import pytest
 from bridge.engine.reconciler import Reconciler
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import SettingsError
-from bridge.web import RUNTIME
+from bridge.web.runtime import RUNTIME
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server, ServerFactory
 
 RULES = """

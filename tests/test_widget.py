@@ -8,8 +8,8 @@ import asyncio
 import aiohttp
 
 from bridge.sandbox.app import SANDBOX_KEY
-from bridge.web import RUNTIME
-from bridge.web_widget import CACHE_KEY
+from bridge.web.runtime import RUNTIME
+from bridge.web.widget import CACHE_KEY
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
 from tests.e2e.harness import free_port
 from tests.test_operations import Bridge, bridge, fire, reconcile  # noqa: F401 (bridge is a fixture)

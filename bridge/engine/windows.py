@@ -23,9 +23,11 @@ the reconciler reads those incidents back and re-asserts what was lost.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from jinja2 import TemplateError
@@ -42,7 +44,16 @@ from bridge.engine.model import (
     ReadBackMaintenance,
     RescheduleMaintenance,
 )
-from bridge.maintenance import AnyWindow, DesiredMaintenance, Phase, TargetError, resolve_targets
+from bridge.maintenance import (
+    AnyWindow,
+    DesiredMaintenance,
+    MaintenanceConfigError,
+    Phase,
+    TargetError,
+    load_maintenances,
+    resolve_targets,
+    window_from_json,
+)
 from bridge.observability import get_logger
 
 log = get_logger(__name__)
@@ -66,6 +77,10 @@ class MaintenancePlans:
 class MaintenanceStore(Protocol):
     async def load_published_maintenances(self) -> dict[str, dict[str, Any]]: ...
     async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
+
+
+class WindowStore(Protocol):
+    async def load_windows(self) -> dict[str, dict[str, Any]]: ...
 
 
 def occurrence_key(d: DesiredMaintenance) -> str:
@@ -254,3 +269,35 @@ async def load_published(store: MaintenanceStore) -> dict[str, PublishedMaintena
     return {
         k: PublishedMaintenance.from_json(v) for k, v in (await store.load_published_maintenances()).items()
     }
+
+
+class WindowSource:
+    """Config windows (loaded at start and on rules reload) plus the API's, from the store."""
+
+    def __init__(self, store: WindowStore, rules_path: Path | None, directory: PageDirectory | None) -> None:
+        self._store = store
+        self._path = rules_path
+        self.directory = directory
+        self.config: list[AnyWindow] = []
+        self.error: str | None = None
+        self.reload()
+
+    def reload(self) -> None:
+        if self._path is None:
+            return
+        try:
+            self.config = list(load_maintenances(self._path, directory=self.directory))
+            self.error = None
+        except MaintenanceConfigError as exc:
+            self.error = str(exc)
+            # The message names file, window and field; a traceback would hide it.
+            log.error(  # noqa: TRY400
+                "maintenance windows in the rules path are invalid; keeping the previous ones",
+                error=self.error,
+            )
+
+    async def api_windows(self) -> list[AnyWindow]:
+        return [window_from_json(json.dumps(data)) for data in (await self._store.load_windows()).values()]
+
+    async def windows(self) -> list[AnyWindow]:
+        return [*self.config, *await self.api_windows()]

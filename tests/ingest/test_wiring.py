@@ -1,5 +1,5 @@
-"""How ingest is plugged into the app: the keys other components use (STORE_KEY, CHANGED_KEY,
-READINESS_KEY), the change event the reconciler waits on, and readiness detail set from outside."""
+"""How ingest is plugged into the app: the change event the reconciler waits on, readiness detail
+set from outside, and a store failure seen by Alertmanager and by the probe."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import json
 
 import aiohttp
 
-from bridge.app import CHANGED_KEY, READINESS_KEY, STORE_KEY
-from bridge.web import RUNTIME
+from bridge.web.runtime import RUNTIME
 from tests.conftest import Server
 
 
@@ -32,15 +31,8 @@ async def post(server: Server, body: bytes) -> int:
             return r.status
 
 
-async def test_keys_are_the_runtime_objects(server: Server) -> None:
-    rt = server.app[RUNTIME]
-    assert server.app[STORE_KEY] is rt.get_store()
-    assert server.app[CHANGED_KEY] is rt.changed
-    assert server.app[READINESS_KEY] is rt.readiness
-
-
 async def test_changed_is_set_only_when_a_commit_changed_something(server: Server) -> None:
-    changed = server.app[CHANGED_KEY]
+    changed = server.app[RUNTIME].changed
 
     async def wakes(body: bytes, expected_status: int = 200) -> bool:
         """Whether posting ``body`` sets the event (the running reconciler clears it at once, so
@@ -69,18 +61,18 @@ async def test_a_component_can_make_the_daemon_unready_and_ready_again(server: S
                 return r.status, await r.json()
 
     assert (await readyz())[0] == 200
-    server.app[READINESS_KEY]["reconciler"] = "no pass for 5m"
+    server.app[RUNTIME].readiness["reconciler"] = "no pass for 5m"
     status, body = await readyz()
     assert status == 503
     assert body["ready"] is False
     assert body["problems"] == {"reconciler": "no pass for 5m"}
-    del server.app[READINESS_KEY]["reconciler"]
+    del server.app[RUNTIME].readiness["reconciler"]
     assert (await readyz())[0] == 200
 
 
 async def test_a_store_failure_is_a_503_with_retry_after_and_unready(server: Server) -> None:
     """The only 5xx: Alertmanager retries it (and sends the resolve later), unlike a 4xx."""
-    await server.app[STORE_KEY].close()
+    await server.app[RUNTIME].get_store().close()
     async with aiohttp.ClientSession() as s:
         async with s.post(
             server.url + "/webhooks/alertmanager",

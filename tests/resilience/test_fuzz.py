@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from bridge.domain import ComponentStatus, IncidentStatus, PublishedGroup
-from bridge.web import RUNTIME
+from bridge.web.runtime import RUNTIME
 from tests.conftest import Server, ServerFactory
 from tests.e2e.harness import Process, serve_process, wait_http
 from tests.ingest.test_hostile import am_body, json_values, payloads

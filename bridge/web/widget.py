@@ -23,7 +23,7 @@ from aiohttp import web
 from bridge.domain import ComponentStatus, worst
 from bridge.engine.windows import load_published
 from bridge.observability import get_logger
-from bridge.web import RUNTIME, Runtime
+from bridge.web.runtime import RUNTIME, Runtime
 
 log = get_logger(__name__)
 
@@ -175,5 +175,6 @@ async def widget_ctx(app: web.Application) -> Any:
         yield
 
 
-def widget_routes() -> list[web.RouteDef]:
+def routes() -> list[web.RouteDef]:
+    """``/widget``, at the root."""
     return [web.get("/widget", widget)]

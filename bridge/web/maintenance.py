@@ -1,8 +1,8 @@
-"""The admin API for maintenance windows, and where the reconciler gets its windows from.
+"""The admin API for maintenance windows (``/api/v1/maintenances``, in the admin sub-application).
 
 Windows come from config (``maintenances:`` in the rules files, or files of their own under the
-rules path) and from this API (stored as JSON documents, ``source: api``). Only API windows can be
-changed here; a config window is changed in its file. Every change only edits the window: the
+rules path) and from this API (stored as JSON documents, ``source: api``), and reach the reconciler
+through ``bridge.engine.windows.WindowSource``. Only API windows can be changed here; a config window is changed in its file. Every change only edits the window: the
 reconciler publishes the difference at once (the change wakes it), so a reschedule, an early
 completion or a cancellation goes through the same level-triggered path as a timed transition.
 """
@@ -11,32 +11,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from bridge.domain import PageDirectory
-from bridge.engine.windows import load_published
+from bridge.engine.windows import WindowSource, load_published
 from bridge.maintenance import (
     AnyWindow,
-    MaintenanceConfigError,
     Messages,
     OneOffWindow,
     TargetError,
-    load_maintenances,
     new_window_id,
     parse_window,
     phase,
     resolve_targets,
-    window_from_json,
     window_to_json,
 )
 from bridge.maintenance import occurrences as window_occurrences
 from bridge.observability import get_logger
-from bridge.store import Store
-from bridge.web import RUNTIME, Runtime, admin_only
+from bridge.web.errors import error_response
+from bridge.web.runtime import RUNTIME, Runtime
 
 log = get_logger(__name__)
 
@@ -44,52 +39,13 @@ FIELDS = {"name", "status_page", "components", "start_at", "end_at", "message", 
 OPTIONAL = {"started_message", "completed_message", "automate"}
 
 
-class WindowSource:
-    """Config windows (loaded at start and on rules reload) plus the API's, from the store."""
-
-    def __init__(self, store: Store, rules_path: Path | None, directory: PageDirectory | None) -> None:
-        self._store = store
-        self._path = rules_path
-        self.directory = directory
-        self.config: list[AnyWindow] = []
-        self.error: str | None = None
-        self.reload()
-
-    def reload(self) -> None:
-        if self._path is None:
-            return
-        try:
-            self.config = list(load_maintenances(self._path, directory=self.directory))
-            self.error = None
-        except MaintenanceConfigError as exc:
-            self.error = str(exc)
-            # The message names file, window and field; a traceback would hide it.
-            log.error(  # noqa: TRY400
-                "maintenance windows in the rules path are invalid; keeping the previous ones",
-                error=self.error,
-            )
-
-    async def api_windows(self) -> list[AnyWindow]:
-        return [window_from_json(json.dumps(data)) for data in (await self._store.load_windows()).values()]
-
-    async def windows(self) -> list[AnyWindow]:
-        return [*self.config, *await self.api_windows()]
-
-
-def _error(status: int, message: str, field: str | None = None) -> web.Response:
-    error: dict[str, Any] = {"status": status, "message": message}
-    if field:
-        error["field"] = field
-    return web.json_response({"error": error}, status=status)
-
-
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         body = json.loads(await request.read() or b"null")
     except (ValueError, RecursionError):
-        return _error(400, "the body is not valid JSON")
+        return error_response(400, "the body is not valid JSON")
     if not isinstance(body, dict):
-        return _error(422, "the body must be a JSON object")
+        return error_response(422, "the body must be a JSON object")
     return body
 
 
@@ -99,11 +55,11 @@ def _validation(exc: ValidationError) -> web.Response:
     field = ".".join(
         str(p) for p in first["loc"] if not str(p)[:1].isupper() and p not in ("one_off", "recurring")
     )
-    return _error(422, first["msg"].removeprefix("Value error, "), field or None)
+    return error_response(422, first["msg"].removeprefix("Value error, "), field or None)
 
 
 def _source(request: web.Request) -> tuple[Runtime, WindowSource]:
-    rt = request.app[RUNTIME]
+    rt = request.config_dict[RUNTIME]
     assert rt.windows is not None, "the maintenance source is set up at start-up"
     return rt, rt.windows
 
@@ -130,11 +86,11 @@ async def create(request: web.Request) -> web.Response:
         return body
     unknown = set(body) - FIELDS - OPTIONAL
     if unknown:
-        return _error(422, f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+        return error_response(422, f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
     missing = {"name", "status_page", "components", "start_at", "end_at"} - set(body)
     if missing:
         field = sorted(missing)[0]
-        return _error(422, f"{field} is required", field)
+        return error_response(422, f"{field} is required", field)
     messages = {
         k: v
         for k, v in (
@@ -162,12 +118,12 @@ async def create(request: web.Request) -> web.Response:
     except ValidationError as exc:
         return _validation(exc)
     except TypeError as exc:
-        return _error(422, str(exc))
+        return error_response(422, str(exc))
     if source.directory is not None:
         try:
             resolve_targets(window, source.directory)
         except TargetError as exc:
-            return _error(422, str(exc), exc.field)
+            return error_response(422, str(exc), exc.field)
     await rt.get_store().save_window(window.id, json.loads(window_to_json(window)))
     log.info("maintenance window created", window=window.id, name=window.name)
     rt.changed.set()
@@ -185,7 +141,7 @@ async def _find(request: web.Request) -> tuple[Runtime, AnyWindow] | web.Respons
     for window in await source.windows():
         if window.id == wid:
             return rt, window
-    return _error(404, f"no maintenance window {wid!r}")
+    return error_response(404, f"no maintenance window {wid!r}")
 
 
 async def _api_window(request: web.Request) -> tuple[Runtime, OneOffWindow] | web.Response:
@@ -195,7 +151,7 @@ async def _api_window(request: web.Request) -> tuple[Runtime, OneOffWindow] | we
         return found
     rt, window = found
     if window.source != "api" or not isinstance(window, OneOffWindow):
-        return _error(409, f"window {window.id!r} is defined in a config file: change it there")
+        return error_response(409, f"window {window.id!r} is defined in a config file: change it there")
     return rt, window
 
 
@@ -217,7 +173,7 @@ async def reschedule(request: web.Request) -> web.Response:
         return body
     unknown = set(body) - {"name", "start_at", "end_at"}
     if unknown:
-        return _error(
+        return error_response(
             422, f"only name, start_at and end_at can be changed (got {', '.join(sorted(unknown))})"
         )
     try:
@@ -243,7 +199,7 @@ async def complete(request: web.Request) -> web.Response:
     rt, window = found
     now = rt.clock()
     if not window.start_at <= now < window.end_at:
-        return _error(409, "only a maintenance in progress can be completed early")
+        return error_response(409, "only a maintenance in progress can be completed early")
     return web.json_response(await _view(rt, await _end_now(rt, window, now)))
 
 
@@ -263,12 +219,13 @@ async def cancel(request: web.Request) -> web.Response:
     return web.json_response({"id": window.id, "cancelled": False, "completed": True})
 
 
-def maintenance_routes() -> list[web.RouteDef]:
+def routes() -> list[web.RouteDef]:
+    """The maintenance routes, relative to the admin sub-application (which checks the token)."""
     return [
-        web.post("/api/v1/maintenances", admin_only(create)),
-        web.get("/api/v1/maintenances", admin_only(list_windows)),
-        web.get("/api/v1/maintenances/{id}", admin_only(show)),
-        web.patch("/api/v1/maintenances/{id}", admin_only(reschedule)),
-        web.post("/api/v1/maintenances/{id}/complete", admin_only(complete)),
-        web.delete("/api/v1/maintenances/{id}", admin_only(cancel)),
+        web.post("/maintenances", create),
+        web.get("/maintenances", list_windows),
+        web.get("/maintenances/{id}", show),
+        web.patch("/maintenances/{id}", reschedule),
+        web.post("/maintenances/{id}/complete", complete),
+        web.delete("/maintenances/{id}", cancel),
     ]
