@@ -43,6 +43,7 @@ Late writes after a leader takeover need a second replica and are the HA drill's
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from datetime import datetime, timedelta
@@ -384,6 +385,30 @@ def orphaned(script: list[tuple[float, str, Any]], group: str, end: float) -> bo
     return False
 
 
+def unmet(
+    run: TimelineRun,
+    incident_id: str,
+    by_id: dict[str, Any],
+    losses: list[float],
+    acted_at: float,
+    at: float,
+) -> bool:
+    """Whether the store that wrote at ``at`` had not met the incident when the human acted: it was
+    made before that store (a store loss in between), and the bridge sent nothing naming it from the
+    loss to the act. Such a store learns of the incident by adopting it, the human's act included."""
+    lost = max((loss for loss in losses if loss < at), default=None)
+    if lost is None or lost > acted_at or incident_id not in by_id:
+        return False
+    made = (datetime.fromisoformat(by_id[incident_id]["published_at"]) - run.loop.start).total_seconds()
+    if made >= lost:
+        return False
+    for e in run.request_log:
+        when = (datetime.fromisoformat(e["at"]) - run.loop.start).total_seconds()
+        if lost <= when < acted_at and incident_id in json.dumps([e["path"], e.get("body")]):
+            return False
+    return True
+
+
 def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> None:
     run: TimelineRun = result.run
     state = run.last_state
@@ -434,12 +459,14 @@ def check_end(result: Any, script: list[tuple[float, str, Any]], end: float) -> 
         )  # invariant 4
         acted_at = first_act.get(w.incident_id or "")
         if acted_at is not None and at > acted_at:
-            # Two writes may land after a human's, neither of them the bridge overwriting them:
-            # one already on the wire (a late fault's 15 s), and one after a store loss, which
-            # forgets that the incident was the human's (adopting it is then the bridge's best
-            # guess; left alone, see the closing notes).
+            # Writes may land after a human's without the bridge overwriting them: one already on
+            # the wire (a late fault's 15 s), and any after a store loss that left the writing store
+            # without a record of the human's act (adopting the incident is then the bridge's best
+            # guess: the API names no update's author; left alone, see the closing notes).
             in_flight = any(f <= acted_at for f in late_faults) and at <= acted_at + 15
-            forgotten = any(acted_at <= loss <= at for loss in losses)
+            forgotten = any(acted_at <= loss <= at for loss in losses) or unmet(
+                run, w.incident_id or "", by_id, losses, acted_at, at
+            )
             assert in_flight or forgotten, (
                 f"a write after a human acted on the incident: {w.line()}"
             )  # invariant 5
