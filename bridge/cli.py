@@ -2,8 +2,9 @@
 
 ``serve`` runs the daemon, ``sandbox`` a local incident.io-compatible status page, ``check`` and
 ``test-rules`` validate and dry-run rules. Each command's work lives in the layer that owns it; this
-module only parses arguments, loads settings, and turns expected failures into a one-line message and
-a non-zero exit code (never a traceback).
+module parses arguments, loads settings, turns expected failures into a one-line message and a
+non-zero exit code (never a traceback), and owns what belongs to the ``serve`` process rather than to
+the app: signals and the order of shutdown.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge import __version__
 from bridge.domain import PageDirectory
 from bridge.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -64,12 +68,96 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from bridge.app import run_server
-
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(args.config, **overrides)
     run_server(settings)
     return EXIT_OK
+
+
+def run_server(settings: Settings) -> None:
+    """``statusbridge serve``: log set-up, secrets masked, start-up refusals, then ``serve``."""
+    import asyncio
+
+    from bridge.app import check_startup, create_app
+    from bridge.observability import configure_logging, get_logger, register_secret
+    from bridge.store import StoreError
+
+    log = get_logger(__name__)
+    configure_logging(settings.log_level, settings.log_format)
+    for secret in (
+        settings.webhook_bearer_token,
+        settings.webhook_basic_password,
+        settings.grafana_hmac_secret,
+        settings.admin_token,
+        settings.incidentio_api_key,
+    ):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    check_startup(settings)
+    if settings.grafana_hmac_secret is not None and not (
+        settings.webhook_bearer_token or settings.webhook_basic_username
+    ):
+        log.warning(
+            "only an HMAC secret is configured: /webhooks/alertmanager accepts nobody, since "
+            "Alertmanager cannot sign (add STATUSBRIDGE_WEBHOOK_BEARER_TOKEN or basic auth for it)"
+        )
+    app = create_app(settings)
+    log.info("statusbridge starting", host=settings.host, port=settings.port, mode=settings.mode)
+    try:
+        asyncio.run(serve(app, settings.host, settings.port, settings.shutdown_timeout.total_seconds()))
+    except StoreError as exc:
+        raise SettingsError(str(exc)) from None
+    except OSError as exc:
+        raise SettingsError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+
+
+async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+    """Run ``app`` until SIGTERM or SIGINT, then shut down in the order an orchestrator expects.
+
+    1. ``/readyz`` answers 503 and the listener closes: no new connections.
+    2. Requests in flight finish, bodies still being read, within ``shutdown_timeout``.
+    3. aiohttp's shutdown closes the idle connections and the cleanup_ctx entries undo themselves
+       in reverse (the reconcile loop stops, the store closes last).
+
+    SIGHUP reloads the rules and windows (as a change on disk does). Signals are handled here, not
+    in the app, so that the app can be embedded: tests, the demo and timelines run it as it is.
+    """
+    import asyncio
+    import contextlib
+    import signal
+
+    from aiohttp import web as aioweb
+
+    from bridge.observability import get_logger
+    from bridge.web.middleware import IN_FLIGHT_KEY
+    from bridge.web.resources import RULES, STOPPING
+
+    log = get_logger(__name__)
+    runner = aioweb.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    try:
+        await runner.setup()
+        site = aioweb.TCPSite(runner, host, port)
+        await site.start()
+        log.info("listening", addresses=[f"{a[0]}:{a[1]}" for a in runner.addresses])
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, app[RULES].reload)
+        await stop.wait()
+        app[STOPPING].set()
+        log.info("shutting down: not ready, draining requests", in_flight=app[IN_FLIGHT_KEY].count)
+        for listening in list(runner.sites):
+            await listening.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(shutdown_timeout):
+                await app[IN_FLIGHT_KEY].idle()
+        if app[IN_FLIGHT_KEY].count:
+            log.warning("requests still in flight at the shutdown deadline", count=app[IN_FLIGHT_KEY].count)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
 
 
 def _directory(settings: Settings) -> PageDirectory | None:
@@ -78,7 +166,7 @@ def _directory(settings: Settings) -> PageDirectory | None:
 
     import aiohttp
 
-    from bridge.app import page_directory
+    from bridge.engine.pageapi import page_directory
     from bridge.incidentio.client import StatusPageClient
     from bridge.incidentio.errors import IncidentIOError
 

@@ -25,6 +25,7 @@ from bridge.observability import configure_logging
 from bridge.sandbox.app import create_app as create_sandbox
 from bridge.sandbox.seed import load_seed_file
 from bridge.settings import Settings
+from bridge.web.resources import RULES
 
 WEBHOOK_TOKEN = "demo-webhook-token"  # noqa: S105 (a demo on loopback, printed for the user)
 ADMIN_TOKEN = "demo-admin-token"  # noqa: S105
@@ -92,7 +93,8 @@ async def run_demo_async(
             reconcile_interval="5s",
         )
         check_startup(settings)
-        runner = web.AppRunner(create_app(settings), access_log=None)
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
         try:
             await runner.setup()
             await web.TCPSite(runner, host, port).start()
@@ -105,6 +107,9 @@ async def run_demo_async(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, stop.set)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                # As under `statusbridge serve`: SIGHUP reloads the rules (bridge.cli: serve).
+                loop.add_signal_handler(signal.SIGHUP, app[RULES].reload)
             await stop.wait()
         finally:
             await runner.cleanup()

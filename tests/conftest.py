@@ -17,7 +17,7 @@ from bridge.app import create_app as create_bridge_app
 from bridge.sandbox.app import Exchange, create_app
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import STORE
 from tests.openapi_contract import validate_request, validate_response
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ class Server:
 
     @property
     def store(self) -> Store:
-        return self.app[RUNTIME].get_store()
+        return self.app[STORE]
 
 
 ServerFactory = Callable[..., Awaitable[Server]]

@@ -17,7 +17,7 @@ from bridge.app import check_startup
 from bridge.settings import Settings, SettingsError
 from bridge.store import open_store
 from bridge.web.admin import OPENAPI
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import RULES, STOPPING
 from tests.conftest import FIXTURES, ServerFactory
 from tests.e2e.harness import free_port, serve_process, wait_http
 
@@ -66,7 +66,7 @@ async def test_admin_api_requires_token_and_matches_its_openapi(server_factory: 
 
 async def test_readiness_goes_503_when_shutting_down(server_factory: ServerFactory) -> None:
     server = await server_factory()
-    server.app[RUNTIME].stopping.set()
+    server.app[STOPPING].set()
     async with aiohttp.ClientSession() as s:
         async with s.get(server.url + "/readyz") as r:
             assert r.status == 503
@@ -105,7 +105,7 @@ async def test_metrics(server_factory: ServerFactory, tmp_path: Path) -> None:
         )
         await s.post(server.url + "/webhooks/grafana", data="{", headers={"Content-Type": "application/json"})
         rules.write_text("rules: [broken")
-        holder = server.app[RUNTIME].rules
+        holder = server.app[RULES]
         assert holder is not None
         holder.reload()
         async with s.get(server.url + "/metrics") as r:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import SETTINGS
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server
 from tests.test_operations import ADMIN, Bridge, bridge, fire, page_incidents, reconcile  # noqa: F401 (bridge is a fixture)
 
@@ -149,7 +149,7 @@ async def test_restart_mid_window_does_not_repeat(
     await reconcile(server)
     (m,) = maintenances(sandbox)
     assert len(m.updates) == 2
-    store_url = server.app[RUNTIME].settings.store_url
+    store_url = server.app[SETTINGS].store_url
     again = await bridge(store_url=store_url)
     again.clock.now = server.clock.now
     await reconcile(again)

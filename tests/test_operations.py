@@ -17,7 +17,7 @@ import pytest
 from bridge.engine.reconciler import Reconciler
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import SettingsError
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import CHANGED, RECONCILE_TASK, RECONCILER, SETTINGS, STOPPING
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server, ServerFactory
 
 RULES = """
@@ -57,9 +57,8 @@ def bridge(server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path
         }
         server = await server_factory(**values)
         server.clock.now = sandbox.clock.now
-        rt = server.app[RUNTIME]
-        rt.stopping.set()  # the test drives the passes: let the loop's start-up pass finish first
-        await rt.reconcile_task
+        server.app[STOPPING].set()  # the test drives the passes: let the start-up pass finish first
+        await server.app[RECONCILE_TASK]
         return server
 
     return start
@@ -81,15 +80,11 @@ async def fire(server: Server, service: str, *, status: str = "firing", name: st
 
 
 def _reconciler(server: Server) -> Reconciler:
-    reconciler = server.app[RUNTIME].reconciler
-    assert reconciler is not None, "the app is started"
-    return reconciler
+    return server.app[RECONCILER]
 
 
 async def reconcile(server: Server) -> Any:
-    rt = server.app[RUNTIME]
-    assert rt.reconciler is not None
-    return await rt.reconciler.reconcile_once()
+    return await server.app[RECONCILER].reconcile_once()
 
 
 async def admin(server: Server, method: str, path: str) -> tuple[int, Any]:
@@ -330,7 +325,7 @@ async def test_adoption_after_losing_the_store(bridge: Bridge, sandbox: SandboxS
     await reconcile(first)
     (inc,) = page_incidents(sandbox)
     second = await bridge(
-        store_url=f"sqlite:///{Path(str(first.app[RUNTIME].settings.store_url)[10:]).parent / 'fresh.db'}"
+        store_url=f"sqlite:///{Path(str(first.app[SETTINGS].store_url)[10:]).parent / 'fresh.db'}"
     )
     await fire(second, "api")
     await reconcile(second)
@@ -419,10 +414,10 @@ async def test_provider_outage_one_probe_at_a_time_then_everything_at_once(
     async with aiohttp.ClientSession() as s:
         await s.delete(sandbox.url + "/_sandbox/faults")
     server.clock.advance(10)
-    rt = server.app[RUNTIME]
-    rt.changed.clear()
+    changed = server.app[CHANGED]
+    changed.clear()
     await reconcile(server)  # the probe succeeds
-    assert rt.changed.is_set(), "the recovery asks for a pass at once"
+    assert changed.is_set(), "the recovery asks for a pass at once"
     for _ in range(2):
         await reconcile(server)
     names = sorted(i.name for i in page_incidents(sandbox))

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 
 from bridge.sandbox.app import SANDBOX_KEY
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import SETTINGS
 from bridge.web.widget import CACHE_KEY
 from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
 from tests.e2e.harness import free_port
@@ -39,7 +39,7 @@ async def test_stale_copy_while_upstream_fails(bridge: Bridge, sandbox: SandboxS
     server = await bridge(widget_upstream_url=f"{sandbox.url}/status/{PAGE_ID}/api/v1/summary")
     async with aiohttp.ClientSession() as s:
         good = await (await s.get(server.url + "/widget")).read()
-        server.app[RUNTIME].settings.widget_upstream_url = f"http://127.0.0.1:{free_port()}/gone"
+        server.app[SETTINGS].widget_upstream_url = f"http://127.0.0.1:{free_port()}/gone"
         server.clock.advance(60)
         stale = await s.get(server.url + "/widget")
         assert stale.status == 200

@@ -11,7 +11,14 @@ from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
-from bridge.domain import ComponentStatus, IncidentStatus, update_digest
+from bridge.domain import (
+    ComponentStatus,
+    IncidentStatus,
+    PageComponent,
+    PageDirectory,
+    PageInfo,
+    update_digest,
+)
 from bridge.engine.executor import ActionFailed, IncidentGone, OutcomeUnknown
 from bridge.engine.model import (
     CreateIncident,
@@ -207,3 +214,22 @@ class ClientPageAPI:
 
     async def show_maintenance(self, maintenance_id: str) -> MaintenanceView:
         return maintenance_view(await _call(self._client.show_maintenance(maintenance_id)))
+
+
+async def page_directory(client: StatusPageClient) -> PageDirectory:
+    """Every page the key can see, with its components, for resolving the names rules use; raises
+    the client's ``IncidentIOError`` when the pages cannot be read."""
+    pages = []
+    for page in await client.list_status_pages():
+        structure = await client.show_structure(page.id)
+        pages.append(
+            PageInfo(
+                id=page.id,
+                name=page.name,
+                components=tuple(
+                    PageComponent(id=c.id, name=c.name, group=c.group, sub_page=c.sub_page)
+                    for c in structure.components
+                ),
+            )
+        )
+    return PageDirectory(tuple(pages))

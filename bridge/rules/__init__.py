@@ -6,11 +6,13 @@ resolution), ``evaluate`` (alerts to impacts and texts, no I/O), ``reload`` (the
 
 from bridge.rules.evaluate import Evaluation, GroupSpec, Rule, RuleSet
 from bridge.rules.load import RuleProblem, RulesError, check_rules, load_rules
-from bridge.rules.reload import RulesHolder
+from bridge.rules.reload import NO_RULES, NoRules, RulesHolder
 
 __all__ = [
+    "NO_RULES",
     "Evaluation",
     "GroupSpec",
+    "NoRules",
     "Rule",
     "RuleProblem",
     "RuleSet",

@@ -53,6 +53,10 @@ class RulesHolder:
                 log.warning("template failed; using the rule's default text", template=what, error=error)
         return evaluation
 
+    def relevant(self, alert: Alert) -> bool:
+        """Whether any rule in force looks at the alert (a pass keeps only these in memory)."""
+        return any(rule.matches(alert) for rule in self.current.rules)
+
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         try:
             files = rule_files(self.path)
@@ -81,3 +85,35 @@ class RulesHolder:
         if self._on_reload is not None:
             self._on_reload()
         return True
+
+
+class NoRules:
+    """The rules' absent form (no ``STATUSBRIDGE_RULES_PATH``): the holder's interface, with no rule.
+
+    Nothing matches, so no alert is kept for a pass and nothing is published; it never reloads.
+    Whoever holds the rules holds ``RulesHolder | NoRules`` and needs no check for ``None``.
+    """
+
+    path: Path | None = None
+    directory: PageDirectory | None = None
+    last_error: str | None = None
+    generation = 0
+
+    def evaluate(self, _alerts: Sequence[Alert]) -> Evaluation:
+        """No impacts, no heartbeats."""
+        return Evaluation(impacts=[], groups={}, matches={})
+
+    def relevant(self, _alert: Alert) -> bool:
+        """No rule looks at any alert."""
+        return False
+
+    def changed_on_disk(self) -> bool:
+        """There is no file to change."""
+        return False
+
+    def reload(self) -> bool:
+        """Nothing to reload."""
+        return False
+
+
+NO_RULES = NoRules()

@@ -26,7 +26,7 @@ from bridge.observability import get_logger
 from bridge.web import maintenance
 from bridge.web.errors import error_response
 from bridge.web.middleware import Handler
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import CHANGED, CLOCK, LEADING, RECONCILER, SETTINGS, STORE
 
 log = get_logger(__name__)
 
@@ -47,7 +47,7 @@ async def require_admin(request: web.Request, handler: Handler) -> web.StreamRes
     route = request.match_info.route
     if request.match_info.http_exception is not None or route.name in PUBLIC:
         return await handler(request)
-    token = request.config_dict[RUNTIME].settings.admin_token
+    token = request.config_dict[SETTINGS].admin_token
     if token is None:
         return error_response(403, "the admin API is disabled: set STATUSBRIDGE_ADMIN_TOKEN")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -81,11 +81,11 @@ def _group(published: PublishedGroup | None) -> Any:
 
 
 async def state(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
-    store = rt.get_store()
+    cfg = request.config_dict
+    store = cfg[STORE]
     alerts = await store.list_alerts(include_resolved=False, limit=1000)
     published = await store.load_groups()
-    last = rt.reconciler.last if rt.reconciler is not None else None
+    last = cfg[RECONCILER].last
     groups = []
     keys = set(published) | (set(last.groups) if last else set())
     for key in sorted(keys):
@@ -106,8 +106,8 @@ async def state(request: web.Request) -> web.Response:
         )
     return web.json_response(
         {
-            "mode": rt.settings.mode,
-            "leader": rt.leader,
+            "mode": cfg[SETTINGS].mode,
+            "leader": cfg[LEADING].is_set(),
             "paused": bool(await store.get_control(PAUSED)),
             "blind": last.blind if last else [],
             "guard": last.guard if last else {},
@@ -135,32 +135,32 @@ def _done(what: str, **extra: Any) -> web.Response:
 
 
 async def pause(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
-    await rt.get_store().set_control(PAUSED, {"at": rt.clock().isoformat()})
+    cfg = request.config_dict
+    await cfg[STORE].set_control(PAUSED, {"at": cfg[CLOCK]().isoformat()})
     log.warning("publishing paused by an admin")
-    rt.changed.set()
+    cfg[CHANGED].set()
     return _done("pause")
 
 
 async def resume(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
-    await rt.get_store().set_control(PAUSED, None)
+    cfg = request.config_dict
+    await cfg[STORE].set_control(PAUSED, None)
     log.warning("publishing resumed by an admin")
-    rt.changed.set()
+    cfg[CHANGED].set()
     return _done("resume")
 
 
 async def release_guard(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
-    await rt.get_store().set_control(GUARD_RELEASED, rt.clock().isoformat())
+    cfg = request.config_dict
+    await cfg[STORE].set_control(GUARD_RELEASED, cfg[CLOCK]().isoformat())
     log.warning("blast-radius guard released by an admin")
-    rt.changed.set()
+    cfg[CHANGED].set()
     return _done("release_guard")
 
 
 async def _group_or_404(request: web.Request) -> PublishedGroup | web.Response:
     key = request.match_info["key"]
-    group = (await request.config_dict[RUNTIME].get_store().load_groups()).get(key)
+    group = (await request.config_dict[STORE].load_groups()).get(key)
     if group is None:
         return error_response(404, f"no incident group {key!r}")
     return group
@@ -168,29 +168,29 @@ async def _group_or_404(request: web.Request) -> PublishedGroup | web.Response:
 
 async def release_group(request: web.Request) -> web.Response:
     """Hand a taken-over group back to the bridge (and forget an incident left open)."""
-    rt = request.config_dict[RUNTIME]
+    cfg = request.config_dict
     group = await _group_or_404(request)
     if isinstance(group, web.Response):
         return group
     if not group.taken_over and not group.left_open_incident:
         return error_response(409, f"group {group.key!r} is not taken over")
     released = replace(group, taken_over=False, taken_over_reason=None, left_open_incident=None)
-    await rt.get_store().save_group_unfenced(released)
+    await cfg[STORE].save_group_unfenced(released)
     log.warning("takeover released by an admin", group=group.key)
-    rt.changed.set()
+    cfg[CHANGED].set()
     return _done("release", group=group.key)
 
 
 async def force_resolve(request: web.Request) -> web.Response:
-    rt = request.config_dict[RUNTIME]
+    cfg = request.config_dict
     group = await _group_or_404(request)
     if isinstance(group, web.Response):
         return group
     if not group.open or group.taken_over:
         return error_response(409, f"group {group.key!r} has no incident the bridge manages open")
-    await rt.get_store().save_group_unfenced(replace(group, force_resolve=True))
+    await cfg[STORE].save_group_unfenced(replace(group, force_resolve=True))
     log.warning("force-resolve requested by an admin", group=group.key)
-    rt.changed.set()
+    cfg[CHANGED].set()
     return _done("resolve", group=group.key)
 
 

@@ -12,7 +12,7 @@ import asyncio
 from aiohttp import web
 
 from bridge import pacing
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import HEALTH, RULES, STOPPING, STORE
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -22,19 +22,18 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """200 with ``ready: true``, or 503 naming each problem; warnings in both."""
-    rt = request.app[RUNTIME]
-    problems = dict(rt.readiness)
-    if rt.stopping.is_set():
+    app, health = request.app, request.app[HEALTH]
+    problems = dict(health.problems)
+    if app[STOPPING].is_set():
         problems["shutdown"] = "shutting down"
-    if rt.store is not None:
-        try:
-            # A store that hangs (a PostgreSQL behind a dead route) must not hang the probe too.
-            await asyncio.wait_for(rt.store.ping(), pacing.STORE_PING_TIMEOUT)
-        except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
-            problems["store"] = f"unreachable: {type(exc).__name__}"
-    warnings = dict(rt.warnings)
-    if rt.rules is not None and rt.rules.last_error:
-        warnings["rules"] = f"reload failed, previous rules in use: {rt.rules.last_error}"
+    try:
+        # A store that hangs (a PostgreSQL behind a dead route) must not hang the probe too.
+        await asyncio.wait_for(app[STORE].ping(), pacing.STORE_PING_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 (readiness reports, never raises)
+        problems["store"] = f"unreachable: {type(exc).__name__}"
+    warnings = dict(health.warnings)
+    if app[RULES].last_error:
+        warnings["rules"] = f"reload failed, previous rules in use: {app[RULES].last_error}"
     ready = not problems
     return web.json_response(
         {"ready": ready, "problems": problems, "warnings": warnings}, status=200 if ready else 503

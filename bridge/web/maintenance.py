@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.helpers import ChainMapProxy
 from pydantic import ValidationError
 
 from bridge.engine.windows import WindowSource, load_published
@@ -31,7 +32,7 @@ from bridge.maintenance import (
 from bridge.maintenance import occurrences as window_occurrences
 from bridge.observability import get_logger
 from bridge.web.errors import error_response
-from bridge.web.runtime import RUNTIME, Runtime
+from bridge.web.resources import CHANGED, CLOCK, STORE, WINDOWS
 
 log = get_logger(__name__)
 
@@ -58,15 +59,18 @@ def _validation(exc: ValidationError) -> web.Response:
     return error_response(422, first["msg"].removeprefix("Value error, "), field or None)
 
 
-def _source(request: web.Request) -> tuple[Runtime, WindowSource]:
-    rt = request.config_dict[RUNTIME]
-    assert rt.windows is not None, "the maintenance source is set up at start-up"
-    return rt, rt.windows
+Resources = ChainMapProxy
+"""The root app's resources, as a sub-application's handler sees them (``request.config_dict``)."""
 
 
-async def _view(rt: Runtime, window: AnyWindow) -> dict[str, Any]:
-    published = await load_published(rt.get_store())
-    now = rt.clock()
+def _source(request: web.Request) -> tuple[Resources, WindowSource]:
+    cfg = request.config_dict
+    return cfg, cfg[WINDOWS]
+
+
+async def _view(cfg: Resources, window: AnyWindow) -> dict[str, Any]:
+    published = await load_published(cfg[STORE])
+    now = cfg[CLOCK]()
     data: dict[str, Any] = json.loads(window_to_json(window))
     data["published"] = {
         k.split(":", 1)[1]: {"maintenance_id": p.maintenance_id, "status": p.status}
@@ -80,7 +84,7 @@ async def _view(rt: Runtime, window: AnyWindow) -> dict[str, Any]:
 
 
 async def create(request: web.Request) -> web.Response:
-    rt, source = _source(request)
+    cfg, source = _source(request)
     body = await _body(request)
     if isinstance(body, web.Response):
         return body
@@ -124,50 +128,50 @@ async def create(request: web.Request) -> web.Response:
             resolve_targets(window, source.directory)
         except TargetError as exc:
             return error_response(422, str(exc), exc.field)
-    await rt.get_store().save_window(window.id, json.loads(window_to_json(window)))
+    await cfg[STORE].save_window(window.id, json.loads(window_to_json(window)))
     log.info("maintenance window created", window=window.id, name=window.name)
-    rt.changed.set()
-    return web.json_response(await _view(rt, window), status=201)
+    cfg[CHANGED].set()
+    return web.json_response(await _view(cfg, window), status=201)
 
 
 async def list_windows(request: web.Request) -> web.Response:
-    rt, source = _source(request)
-    return web.json_response({"maintenances": [await _view(rt, w) for w in await source.windows()]})
+    cfg, source = _source(request)
+    return web.json_response({"maintenances": [await _view(cfg, w) for w in await source.windows()]})
 
 
-async def _find(request: web.Request) -> tuple[Runtime, AnyWindow] | web.Response:
-    rt, source = _source(request)
+async def _find(request: web.Request) -> tuple[Resources, AnyWindow] | web.Response:
+    cfg, source = _source(request)
     wid = request.match_info["id"]
     for window in await source.windows():
         if window.id == wid:
-            return rt, window
+            return cfg, window
     return error_response(404, f"no maintenance window {wid!r}")
 
 
-async def _api_window(request: web.Request) -> tuple[Runtime, OneOffWindow] | web.Response:
+async def _api_window(request: web.Request) -> tuple[Resources, OneOffWindow] | web.Response:
     """The window named in the path, if the API may change it (config windows change in files)."""
     found = await _find(request)
     if isinstance(found, web.Response):
         return found
-    rt, window = found
+    cfg, window = found
     if window.source != "api" or not isinstance(window, OneOffWindow):
         return error_response(409, f"window {window.id!r} is defined in a config file: change it there")
-    return rt, window
+    return cfg, window
 
 
 async def show(request: web.Request) -> web.Response:
     found = await _find(request)
     if isinstance(found, web.Response):
         return found
-    rt, window = found
-    return web.json_response(await _view(rt, window))
+    cfg, window = found
+    return web.json_response(await _view(cfg, window))
 
 
 async def reschedule(request: web.Request) -> web.Response:
     found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
-    rt, window = found
+    cfg, window = found
     body = await _body(request)
     if isinstance(body, web.Response):
         return body
@@ -180,15 +184,15 @@ async def reschedule(request: web.Request) -> web.Response:
         changed = window.model_validate({**window.model_dump(), **body})
     except ValidationError as exc:
         return _validation(exc)
-    await rt.get_store().save_window(changed.id, json.loads(window_to_json(changed)))
-    rt.changed.set()
-    return web.json_response(await _view(rt, changed))
+    await cfg[STORE].save_window(changed.id, json.loads(window_to_json(changed)))
+    cfg[CHANGED].set()
+    return web.json_response(await _view(cfg, changed))
 
 
-async def _end_now(rt: Runtime, window: OneOffWindow, now: datetime) -> OneOffWindow:
+async def _end_now(cfg: Resources, window: OneOffWindow, now: datetime) -> OneOffWindow:
     ended = window.rescheduled(end_at=now)
-    await rt.get_store().save_window(ended.id, json.loads(window_to_json(ended)))
-    rt.changed.set()
+    await cfg[STORE].save_window(ended.id, json.loads(window_to_json(ended)))
+    cfg[CHANGED].set()
     return ended
 
 
@@ -196,11 +200,11 @@ async def complete(request: web.Request) -> web.Response:
     found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
-    rt, window = found
-    now = rt.clock()
+    cfg, window = found
+    now = cfg[CLOCK]()
     if not window.start_at <= now < window.end_at:
         return error_response(409, "only a maintenance in progress can be completed early")
-    return web.json_response(await _view(rt, await _end_now(rt, window, now)))
+    return web.json_response(await _view(cfg, await _end_now(cfg, window, now)))
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -208,14 +212,14 @@ async def cancel(request: web.Request) -> web.Response:
     found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
-    rt, window = found
-    now = rt.clock()
+    cfg, window = found
+    now = cfg[CLOCK]()
     if now < window.start_at:
-        await rt.get_store().delete_window(window.id)
-        rt.changed.set()
+        await cfg[STORE].delete_window(window.id)
+        cfg[CHANGED].set()
         return web.json_response({"id": window.id, "cancelled": True})
     if now < window.end_at:
-        await _end_now(rt, window, now)
+        await _end_now(cfg, window, now)
     return web.json_response({"id": window.id, "cancelled": False, "completed": True})
 
 

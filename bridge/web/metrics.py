@@ -11,18 +11,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge.engine.windows import load_published
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import CLOCK, LEADING, METRICS, RECONCILER, STORE
 
 
 async def metrics(request: web.Request) -> web.Response:
     """The registry's text exposition, with the scrape-time gauges refreshed first."""
-    rt = request.app[RUNTIME]
-    m = rt.metrics
-    if rt.rules is not None:
-        m.rules_ok.set(0 if rt.rules.last_error else 1)
-    last = rt.reconciler.last if rt.reconciler is not None else None
+    app = request.app
+    m, store = app[METRICS], app[STORE]
+    last = app[RECONCILER].last
     if last is not None:
-        m.reconcile_lag.set(max(0.0, (rt.clock() - last.at).total_seconds()))
+        m.reconcile_lag.set(max(0.0, (app[CLOCK]() - last.at).total_seconds()))
         m.coalesced.set(sum(1 for g in last.groups.values() if g.plan.held == "coalescing updates"))
         severity: dict[str, int] = {}
         for g in last.groups.values():
@@ -36,17 +34,15 @@ async def metrics(request: web.Request) -> web.Response:
             sum(1 for g in last.groups.values() if g.published is not None and g.published.open)
         )
         m.groups_held.set(sum(1 for g in last.groups.values() if g.plan.held))
-    m.leader.set(1 if rt.leader else 0)
-    if rt.store is not None:
-        by_status: dict[str, int] = {}
-        for pub in (await load_published(rt.store)).values():
-            if pub.maintenance_id and not pub.deleted and pub.status:
-                by_status[pub.status] = by_status.get(pub.status, 0) + 1
-        m.maintenances.clear()
-        for maintenance_status, count in by_status.items():
-            m.maintenances.labels(maintenance_status).set(count)
-    if rt.store is not None:
-        m.left_open.set(sum(1 for g in (await rt.store.load_groups()).values() if g.left_open_incident))
+    m.leader.set(1 if app[LEADING].is_set() else 0)
+    by_status: dict[str, int] = {}
+    for pub in (await load_published(store)).values():
+        if pub.maintenance_id and not pub.deleted and pub.status:
+            by_status[pub.status] = by_status.get(pub.status, 0) + 1
+    m.maintenances.clear()
+    for maintenance_status, count in by_status.items():
+        m.maintenances.labels(maintenance_status).set(count)
+    m.left_open.set(sum(1 for g in (await store.load_groups()).values() if g.left_open_incident))
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

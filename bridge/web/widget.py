@@ -23,7 +23,7 @@ from aiohttp import web
 from bridge.domain import ComponentStatus, worst
 from bridge.engine.windows import load_published
 from bridge.observability import get_logger
-from bridge.web.runtime import RUNTIME, Runtime
+from bridge.web.resources import CLOCK, RULES, SETTINGS, STORE
 
 log = get_logger(__name__)
 
@@ -41,14 +41,14 @@ class WidgetCache:
         self._inflight: asyncio.Task[Cached] | None = None
         self.upstream_fetches = 0
 
-    async def get(self, rt: Runtime, session: aiohttp.ClientSession) -> tuple[Cached, bool]:
+    async def get(self, app: web.Application, session: aiohttp.ClientSession) -> tuple[Cached, bool]:
         """The cached body (refreshed when older than the TTL) and whether it is stale."""
-        now = rt.clock()
-        ttl = rt.settings.widget_ttl
+        now = app[CLOCK]()
+        ttl = app[SETTINGS].widget_ttl
         if self.entry is not None and now - self.entry.fetched_at < ttl:
             return self.entry, False
         if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.create_task(self._fetch(rt, session))
+            self._inflight = asyncio.create_task(self._fetch(app, session))
         try:
             self.entry = await asyncio.shield(self._inflight)
             return self.entry, False
@@ -58,8 +58,8 @@ class WidgetCache:
             log.warning("widget upstream failed; serving the last good copy", error=str(exc))
             return self.entry, True
 
-    async def _fetch(self, rt: Runtime, session: aiohttp.ClientSession) -> Cached:
-        url = rt.settings.widget_upstream_url
+    async def _fetch(self, app: web.Application, session: aiohttp.ClientSession) -> Cached:
+        url = app[SETTINGS].widget_upstream_url
         assert url is not None
         self.upstream_fetches += 1
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -69,7 +69,7 @@ class WidgetCache:
                 )
             body = await resp.read()
         json.loads(body)  # only valid JSON is cached
-        return Cached(body, _etag(body), rt.clock())
+        return Cached(body, _etag(body), app[CLOCK]())
 
 
 def _etag(body: bytes) -> str:
@@ -80,10 +80,10 @@ CACHE_KEY = web.AppKey("widget_cache", WidgetCache)
 SESSION_KEY = web.AppKey("widget_session", aiohttp.ClientSession)
 
 
-async def built_from_state(rt: Runtime) -> dict[str, Any]:
+async def built_from_state(app: web.Application) -> dict[str, Any]:
     """The Widget API's shape, from the bridge's own published state."""
-    store = rt.get_store()
-    directory = rt.rules.directory if rt.rules is not None else None
+    store, clock = app[STORE], app[CLOCK]
+    directory = app[RULES].directory
     names = {}
     page_name = ""
     if directory is not None:
@@ -108,7 +108,7 @@ async def built_from_state(rt: Runtime) -> dict[str, Any]:
             "id": group.incident_id,
             "name": group.name,
             "status": group.incident_status.value if group.incident_status else "investigating",
-            "last_update_at": (group.last_published_at or rt.clock()).isoformat(),
+            "last_update_at": (group.last_published_at or clock()).isoformat(),
             "last_update_message": None,
             "affected_components": [component(c, s.value) for c, s in sorted(impacted.items())],
         }
@@ -132,7 +132,7 @@ async def built_from_state(rt: Runtime) -> dict[str, Any]:
             )
     return {
         "page_title": page_name,
-        "page_url": rt.settings.widget_page_url or "",
+        "page_url": app[SETTINGS].widget_page_url or "",
         "ongoing_incidents": ongoing,
         "in_progress_maintenances": in_progress,
         "scheduled_maintenances": scheduled,
@@ -140,12 +140,13 @@ async def built_from_state(rt: Runtime) -> dict[str, Any]:
 
 
 async def widget(request: web.Request) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    ttl = int(rt.settings.widget_ttl.total_seconds())
+    app = request.app
+    settings = app[SETTINGS]
+    ttl = int(settings.widget_ttl.total_seconds())
     headers = {"Cache-Control": f"public, max-age={ttl}", "Content-Type": "application/json"}
-    if rt.settings.widget_upstream_url:
+    if settings.widget_upstream_url:
         try:
-            cached, stale = await request.app[CACHE_KEY].get(rt, request.app[SESSION_KEY])
+            cached, stale = await app[CACHE_KEY].get(app, app[SESSION_KEY])
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return web.json_response(
                 {
@@ -160,7 +161,7 @@ async def widget(request: web.Request) -> web.StreamResponse:
         if stale:
             headers["X-StatusBridge-Stale"] = "upstream failing; last good copy"
     else:
-        body = json.dumps(await built_from_state(rt), sort_keys=True).encode()
+        body = json.dumps(await built_from_state(app), sort_keys=True).encode()
         etag = _etag(body)
     headers["ETag"] = etag
     if request.headers.get("If-None-Match") == etag:

@@ -8,7 +8,7 @@ import json
 
 import aiohttp
 
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import CHANGED, HEALTH, STORE
 from tests.conftest import Server
 
 
@@ -32,7 +32,7 @@ async def post(server: Server, body: bytes) -> int:
 
 
 async def test_changed_is_set_only_when_a_commit_changed_something(server: Server) -> None:
-    changed = server.app[RUNTIME].changed
+    changed = server.app[CHANGED]
 
     async def wakes(body: bytes, expected_status: int = 200) -> bool:
         """Whether posting ``body`` sets the event (the running reconciler clears it at once, so
@@ -61,18 +61,18 @@ async def test_a_component_can_make_the_daemon_unready_and_ready_again(server: S
                 return r.status, await r.json()
 
     assert (await readyz())[0] == 200
-    server.app[RUNTIME].readiness["reconciler"] = "no pass for 5m"
+    server.app[HEALTH].problems["reconciler"] = "no pass for 5m"
     status, body = await readyz()
     assert status == 503
     assert body["ready"] is False
     assert body["problems"] == {"reconciler": "no pass for 5m"}
-    del server.app[RUNTIME].readiness["reconciler"]
+    del server.app[HEALTH].problems["reconciler"]
     assert (await readyz())[0] == 200
 
 
 async def test_a_store_failure_is_a_503_with_retry_after_and_unready(server: Server) -> None:
     """The only 5xx: Alertmanager retries it (and sends the resolve later), unlike a 4xx."""
-    await server.app[RUNTIME].get_store().close()
+    await server.app[STORE].close()
     async with aiohttp.ClientSession() as s:
         async with s.post(
             server.url + "/webhooks/alertmanager",

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from bridge.domain import ComponentStatus, IncidentStatus, PublishedGroup
-from bridge.web.runtime import RUNTIME
+from bridge.web.resources import METRICS, RECONCILE_TASK, RECONCILER, STOPPING
 from tests.conftest import Server, ServerFactory
 from tests.e2e.harness import Process, serve_process, wait_http
 from tests.ingest.test_hostile import am_body, json_values, payloads
@@ -561,14 +561,13 @@ async def assert_still_healthy(target: Target, session: aiohttp.ClientSession) -
         assert r.status == 200, await r.text()
         assert any(a["labels"].get("alertname") == "StillUp" for a in (await r.json())["alerts"])
     # What was ingested never broke the reconciler: stop its loop, then one more pass by hand.
-    rt = target.server.app[RUNTIME]
-    assert rt.reconciler is not None
-    rt.stopping.set()
-    await rt.reconcile_task
-    report = await rt.reconciler.reconcile_once()
+    app = target.server.app
+    app[STOPPING].set()
+    await app[RECONCILE_TASK]
+    report = await app[RECONCILER].reconcile_once()
     errors = {key: g.error for key, g in report.groups.items() if g.error}
     assert not errors, f"reconcile errors after fuzzing: {errors}"
-    failed = rt.metrics.reconcile_runs.labels("failed")._value.get()
+    failed = app[METRICS].reconcile_runs.labels("failed")._value.get()
     assert failed == 0, f"{failed} reconcile pass(es) failed during the fuzzing"
 
 
