@@ -216,7 +216,7 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
         text = value.strip()
         try:
             seconds = float(text)
-        except ValueError:
+        except ValueError as exc:
             pos, seconds = 0, 0.0
             for m in _DURATION_PART.finditer(text):
                 if m.start() != pos:
@@ -226,7 +226,7 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
             if pos != len(text) or not text:
                 raise ValueError(
                     f"invalid duration {value!r}: use e.g. 250ms, 2s, 1m30s, 5m, 1h or seconds"
-                ) from None
+                ) from exc
     else:
         raise ValueError(f"invalid duration {value!r}")  # noqa: TRY004 (pydantic reports ValueError)
     if not math.isfinite(seconds) or seconds < 0:

@@ -189,7 +189,7 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     f"STATUSBRIDGE_INCIDENTIO_API_KEY_FILE: cannot read {self.incidentio_api_key_file}: "
                     f"{exc.strerror}"
-                ) from None
+                ) from exc
             if not text:
                 raise SettingsError("STATUSBRIDGE_INCIDENTIO_API_KEY_FILE: the file is empty")
             return SecretStr(text)
@@ -217,8 +217,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise SettingsError(f"config file {path}: {exc.strerror}") from None
+            raise SettingsError(f"config file {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
+            # from None: PyYAML's error quotes the offending line, which may hold a secret (_yaml_problem).
             raise SettingsError(f"config file {path}: not valid YAML: {_yaml_problem(exc)}") from None
         if loaded is None:
             loaded = {}
@@ -229,6 +230,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**overrides)
     except ValidationError as exc:
+        # from None: pydantic's error echoes each bad input, a token's or the API key's value included.
         raise SettingsError(_describe(exc)) from None
     finally:
         _file_values.reset(token)

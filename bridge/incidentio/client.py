@@ -222,24 +222,24 @@ class StatusPageClient:
                     return self._answer(method, path, resp, raw, idempotent)
             except aiohttp.ClientConnectorError as exc:
                 outcome = "ConnectionFailed"
+                # Refused before the request could have left: a retryable error even for a write.
                 raise ConnectionFailed(
                     f"{method} {path}: cannot connect to {self.base_url}: {exc.os_error.strerror or exc.os_error}",
                     method=method,
                     path=path,
-                    sent=False,
-                ) from None
-            except TimeoutError:
+                ) from exc
+            except TimeoutError as exc:
                 outcome = "RequestTimeout"
                 error: IncidentIOError = RequestTimeout(
                     f"{method} {path}: no answer within {self._timeout.total}s", method=method, path=path
                 )
-                raise self._unknown_unless(idempotent, error) from None
+                raise self._unknown_unless(idempotent, error) from exc
             except (aiohttp.ClientError, OSError) as exc:
                 outcome = "ConnectionFailed"
                 error = ConnectionFailed(
                     f"{method} {path}: connection failed: {type(exc).__name__}", method=method, path=path
                 )
-                raise self._unknown_unless(idempotent, error) from None
+                raise self._unknown_unless(idempotent, error) from exc
         finally:
             seconds = time.monotonic() - started
             log.debug(
@@ -250,13 +250,16 @@ class StatusPageClient:
 
     @staticmethod
     def _unknown_unless(idempotent: bool, error: IncidentIOError) -> IncidentIOError:
-        if idempotent:
-            return error
+        """``error`` itself for a request that may be repeated; for a write, the OutcomeUnknown that
+        says so. The caller raises it ``from`` what went wrong, so the cause stays on the chain."""
+        return error if idempotent else StatusPageClient._outcome_unknown(error)
+
+    @staticmethod
+    def _outcome_unknown(error: IncidentIOError) -> OutcomeUnknown:
         return OutcomeUnknown(
             f"{error} — the write may or may not have been applied; read it back before re-sending",
             method=error.method,
             path=error.path,
-            cause=error,
         )
 
     def _answer(
@@ -273,10 +276,10 @@ class StatusPageClient:
                 return None
             try:
                 return json.loads(raw)
-            except ValueError:
+            except ValueError as exc:
                 raise ServerError(
                     f"{method} {path}: answer is not JSON", status=status, method=method, path=path
-                ) from None
+                ) from exc
         error = _parse_error(raw)
         detail = error.summary() if error else (raw[:200].decode(errors="replace") or resp.reason or "")
         request_id = f" (request {error.request_id})" if error and error.request_id else ""
@@ -287,7 +290,9 @@ class StatusPageClient:
             raise RateLimited(message, retry_after=retry_after, method=method, path=path)
         if status >= 500 or status == 408:
             server = ServerError(message, status=status, method=method, path=path, error=error)
-            raise self._unknown_unless(idempotent, server)
+            if idempotent:
+                raise server
+            raise self._outcome_unknown(server) from server
         cls = PERMANENT_BY_STATUS.get(status, PermanentError)
         raise cls(message, status=status, error=error, method=method, path=path)
 
@@ -556,4 +561,4 @@ def _parse(model: type[T], data: Any, key: str, where: str) -> T:
     except ValidationError as exc:
         raise ServerError(
             f"{where}: answer does not match the API's schema: {exc.error_count()} error(s)", status=200
-        ) from None
+        ) from exc

@@ -24,10 +24,7 @@ class RetryableError(IncidentIOError):
 
 
 class ConnectionFailed(RetryableError):
-    def __init__(self, message: str, *, method: str = "", path: str = "", sent: bool = True) -> None:
-        super().__init__(message, method=method, path=path)
-        self.sent = sent
-        """``False`` when the connection failed before the request could have been sent."""
+    pass
 
 
 class RequestTimeout(RetryableError):
@@ -93,13 +90,10 @@ class ValidationFailed(PermanentError):
 
 
 class OutcomeUnknown(IncidentIOError):
-    """A write without an idempotency key was sent and its result is unknown."""
+    """A write without an idempotency key was sent and its result is unknown.
 
-    def __init__(
-        self, message: str, *, method: str = "", path: str = "", cause: Exception | None = None
-    ) -> None:
-        super().__init__(message, method=method, path=path)
-        self.cause = cause
+    ``__cause__`` is what went wrong: the timeout, the connection error or the 5xx answer (ServerError).
+    """
 
 
 PERMANENT_BY_STATUS: dict[int, type[PermanentError]] = {

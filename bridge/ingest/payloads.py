@@ -47,6 +47,7 @@ def text(value: str, field: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
+        # from None: the encoding error holds the webhook's text (UnicodeEncodeError.object).
         raise PayloadError("not valid Unicode text (lone surrogate)", field=field) from None
     if "\x00" in value:
         raise PayloadError("contains a NUL character", field=field)

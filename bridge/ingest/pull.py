@@ -92,7 +92,7 @@ async def fetch_active(
                 raise PullError(f"GET {url}: {resp.status}")
             return parse_api_alerts(await resp.json(content_type=None), now)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise PullError(f"GET {url}: {type(exc).__name__}: {exc}") from None
+        raise PullError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
 
 
 def reconcile_with_pull(

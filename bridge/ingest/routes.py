@@ -107,16 +107,17 @@ class Ingest:
         try:
             alerts = parse(payload, now)
         except PayloadError as exc:
+            # from None: a payload error quotes parts of the webhook body (values, labels, version).
             raise WebhookError(exc.status, exc.detail, exc.field) from None
         try:
             result = await self._store().upsert_alerts(alerts)
-        except Exception:
+        except Exception as exc:
             log.exception("storing alerts failed", source=source, alerts=len(alerts))
             raise WebhookError(
                 503,
                 "the alert store is unavailable; retry later",
                 headers={"Retry-After": str(pacing.INGEST_RETRY_AFTER)},
-            ) from None
+            ) from exc
         answer: dict[str, Any] = {
             "received": result.received,
             "stored": len({(a.source, a.fingerprint, a.starts_at) for a in alerts}),
@@ -153,6 +154,8 @@ def _reject_constant(name: str) -> Any:
 
 def _decode_json(body: bytes) -> Any:
     """RFC 8259 JSON: UTF-8 only, no NaN/Infinity; absurd nesting is a 400, never a RecursionError."""
+    # from None, all three: a parse error of the webhook body stays out of the chain; the
+    # UnicodeDecodeError and the JSONDecodeError hold the whole body (.object, .doc).
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:

@@ -51,10 +51,10 @@ def parse_timezone(name: str) -> ZoneInfo:
         raise ValueError("a time zone is required, e.g. Europe/Berlin or UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(
             f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin, America/New_York or UTC"
-        ) from None
+        ) from exc
 
 
 def _weekday(text: str, *, upper: bool = False) -> int:
@@ -178,7 +178,7 @@ def parse_cron(expression: str, timezone: str | ZoneInfo = "UTC") -> CronSchedul
     try:
         trigger = CronTrigger(**kwargs, timezone=zone)
     except ValueError as exc:
-        raise CronError(f"cron expression {expression!r}: {exc}") from None
+        raise CronError(f"cron expression {expression!r}: {exc}") from exc
     if trigger.get_next_fire_time(None, _REFERENCE) is None:
         raise CronError(f"cron expression {expression!r} never fires (no such date)")
     return CronSchedule(expression=expression, timezone=zone, trigger=trigger)

@@ -66,8 +66,8 @@ def _aware_utc(value: Any) -> datetime:
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not an RFC 3339 time such as 2026-05-03T02:00:00+02:00") from None
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an RFC 3339 time such as 2026-05-03T02:00:00+02:00") from exc
     else:
         raise ValueError("expected an RFC 3339 time such as 2026-05-03T02:00:00+02:00")  # noqa: TRY004
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -88,7 +88,7 @@ def _template(text: str) -> str:
     try:
         _templates.parse(text)
     except TemplateSyntaxError as exc:
-        raise ValueError(f"template error on line {exc.lineno}: {exc.message}") from None
+        raise ValueError(f"template error on line {exc.lineno}: {exc.message}") from exc
     return text
 
 

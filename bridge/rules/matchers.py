@@ -86,5 +86,5 @@ def parse_matcher(text: str) -> Matcher:
         try:
             regex = re.compile(f"(?:{value})")
         except re.error as exc:
-            raise MatcherError(f"{text!r}: bad regular expression: {exc}") from None
+            raise MatcherError(f"{text!r}: bad regular expression: {exc}") from exc
     return Matcher(name, op, value, regex)

@@ -137,6 +137,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = json.loads(raw or b"null")
     except (ValueError, RecursionError):
+        # from None: the decoding error holds the whole request body (JSONDecodeError.doc).
         raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
@@ -147,8 +148,8 @@ def _page_size(request: web.Request) -> int:
     raw = request.query.get("page_size", "25")
     try:
         size = int(raw)
-    except ValueError:
-        raise ApiError(422, "invalid_value", "page_size must be an integer", field="page_size") from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid_value", "page_size must be an integer", field="page_size") from exc
     if not 1 <= size <= 250:
         raise ApiError(422, "invalid_value", "page_size must be between 1 and 250", field="page_size")
     return size
@@ -610,7 +611,7 @@ async def hook_faults(request: web.Request) -> web.Response:
         )
         duration = None if body.get("duration") is None else float(body["duration"])
     except (TypeError, ValueError) as exc:
-        raise ApiError(422, "invalid_value", f"bad fault: {exc}") from None
+        raise ApiError(422, "invalid_value", f"bad fault: {exc}") from exc
     if duration is not None:
         if not duration > 0:
             raise ApiError(422, "invalid_value", "bad fault: duration must be positive")
@@ -632,13 +633,13 @@ async def hook_clock(request: web.Request) -> web.Response:
     if "now" in body:
         try:
             sb.settable.fixed = datetime.fromisoformat(str(body["now"])).astimezone(UTC)
-        except ValueError:
-            raise ApiError(422, "invalid_value", "now must be an RFC 3339 time", field="now") from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid_value", "now must be an RFC 3339 time", field="now") from exc
     if "advance" in body:
         try:
             delta = timedelta(seconds=float(body["advance"]))
-        except (TypeError, ValueError):
-            raise ApiError(422, "invalid_value", "advance must be seconds", field="advance") from None
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "invalid_value", "advance must be seconds", field="advance") from exc
         if sb.settable.fixed is not None:
             sb.settable.fixed += delta
         else:

@@ -153,8 +153,9 @@ def load_seed_file(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SeedError(f"{path}: {exc.strerror}") from None
+        raise SeedError(f"{path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
+        # from None: PyYAML's error quotes the offending line, and a seed file lists API keys.
         raise SeedError(f"{path}: not valid YAML: {exc}") from None
     parse_seed(raw, str(path))
     return dict(raw)

@@ -147,8 +147,8 @@ def req_time(body: Mapping[str, Any], name: str) -> datetime:
         raise invalid(name, f"{name} must be an RFC 3339 date-time string")
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid(name, f"{name} must be an RFC 3339 date-time string") from None
+    except ValueError as exc:
+        raise invalid(name, f"{name} must be an RFC 3339 date-time string") from exc
     if ts.tzinfo is None:
         raise invalid(name, f"{name} must include a time zone offset")
     return ts.astimezone(UTC)

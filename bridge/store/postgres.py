@@ -128,6 +128,7 @@ class PostgresStore:
             settings = {"search_path": schema} if schema is not None else None
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, server_settings=settings)
         except (OSError, asyncpg.PostgresError, ValueError) as exc:
+            # from None: the URL holds the database password, and asyncpg's errors may quote it.
             raise StoreError(f"store: cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
         store = cls(pool, schema, dsn)
         await store.migrate()

@@ -132,7 +132,7 @@ class SQLiteStore:
                     await conn.close()
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(f"store: cannot open SQLite database {path}: {exc}") from None
+            raise StoreError(f"store: cannot open SQLite database {path}: {exc}") from exc
         return store
 
     @contextlib.asynccontextmanager

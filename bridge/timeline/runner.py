@@ -831,13 +831,13 @@ def run_timeline(
         with scheduler_on(loop):
             try:
                 run = loop.run_until_complete(main)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 if not stuck:
                     raise
                 raise TimelineStuck(
                     f"{path}: still running after {wall_limit:g} s of real time at virtual "
                     f"{_fmt(timedelta(seconds=loop.time()))}; {stuck[0]}"
-                ) from None
+                ) from exc
     finally:
         watchdog.cancel()
         random.setstate(saved)

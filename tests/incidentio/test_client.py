@@ -356,7 +356,7 @@ async def test_update_outcome_unknown_is_not_retried(
     )
     with pytest.raises(OutcomeUnknown) as unknown:
         await client.create_incident_update(incident_id=inc.id, message="maybe")
-    assert isinstance(unknown.value.cause, ServerError)
+    assert isinstance(unknown.value.__cause__, ServerError)
     assert sleeps.calls == []
     shown = await client.show_incident(inc.id)
     assert len(shown.updates) == (2 if applied else 1)
