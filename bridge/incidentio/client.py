@@ -76,6 +76,10 @@ RequestObserver = Callable[[str, str, float, int], None]
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often a retryable call is tried: at most ``attempts`` times within ``total_seconds``, waiting a
+    random exponential backoff from ``base_seconds`` up to ``cap_seconds`` (or Retry-After when longer).
+    """
+
     attempts: int = 5
     total_seconds: float = 60.0
     base_seconds: float = 0.5
@@ -103,6 +107,10 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 class StatusPageClient:
+    """incident.io's Status Page API V2 over one aiohttp session; every method raises an IncidentIOError
+    subclass (errors.py) whose type says whether to retry, give up or read back first.
+    """
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -321,6 +329,7 @@ class StatusPageClient:
     # --- status pages ---------------------------------------------------------------------------
 
     async def list_status_pages(self) -> list[StatusPage]:
+        """Every status page the key can see, all pages of the listing fetched."""
         return [
             p
             async for p in self._paginate(
@@ -329,11 +338,13 @@ class StatusPageClient:
         ]
 
     async def show_status_page(self, status_page_id: str) -> StatusPage:
+        """One status page; raises NotFound when the key cannot see it."""
         return await self._get(
             "ShowStatusPage", f"/v2/status_pages/{status_page_id}", StatusPage, "status_page"
         )
 
     async def show_structure(self, status_page_id: str) -> PageStructure:
+        """The page's components, groups and sub-pages, flattened (ShowStatusPageStructure)."""
         data = await self._request(
             "ShowStatusPageStructure", "GET", f"/v2/status_page_structures/{status_page_id}", idempotent=True
         )
@@ -345,6 +356,9 @@ class StatusPageClient:
     def iter_incidents(
         self, status_page_id: str, *, component_id: str | None = None
     ) -> AsyncIterator[Incident]:
+        """The page's incidents (those touching ``component_id`` when given), fetched page by page as
+        the iteration goes; nothing is requested until it starts.
+        """
         params = {
             "status_page_id": status_page_id,
             **({"component_id": component_id} if component_id else {}),
@@ -354,6 +368,7 @@ class StatusPageClient:
         )
 
     async def list_incidents(self, status_page_id: str, *, component_id: str | None = None) -> list[Incident]:
+        """All of the page's incidents (those touching ``component_id`` when given)."""
         return [i async for i in self.iter_incidents(status_page_id, component_id=component_id)]
 
     async def create_incident(
@@ -367,6 +382,9 @@ class StatusPageClient:
         incident_status: IncidentStatus = IncidentStatus.INVESTIGATING,
         component_statuses: Mapping[str, str] | None = None,
     ) -> Incident:
+        """Publish an incident; safe to retry, since the API answers a repeated ``idempotency_key`` with the
+        incident it created the first time.
+        """
         request = CreateIncidentRequest(
             status_page_id=status_page_id,
             name=name,
@@ -386,6 +404,7 @@ class StatusPageClient:
         return _parse(Incident, data, "status_page_incident", "POST /v2/status_page_incidents")
 
     async def show_incident(self, incident_id: str) -> Incident:
+        """One incident with all its updates; raises NotFound when it was deleted."""
         return await self._get(
             "ShowStatusPageIncident",
             f"/v2/status_page_incidents/{incident_id}",
@@ -394,6 +413,7 @@ class StatusPageClient:
         )
 
     async def rename_incident(self, incident_id: str, name: str) -> Incident:
+        """Change an incident's name (idempotent, so retried); returns the incident as renamed."""
         path = f"/v2/status_page_incidents/{incident_id}"
         data = await self._request(
             "UpdateStatusPageIncident",
@@ -413,6 +433,9 @@ class StatusPageClient:
         incident_status: IncidentStatus | None = None,
         component_statuses: Mapping[str, str] | None = None,
     ) -> IncidentUpdate:
+        """Publish an update (new status, message, component statuses). It has no idempotency key: after a
+        sent request failed it raises OutcomeUnknown, and a 429 comes back as RateLimited, not retried.
+        """
         request = CreateIncidentUpdateRequest(
             status_page_incident_id=incident_id,
             message=message,
@@ -436,6 +459,7 @@ class StatusPageClient:
     async def list_maintenances(
         self, status_page_id: str, *, component_id: str | None = None
     ) -> list[Maintenance]:
+        """All of the page's maintenance windows (those touching ``component_id`` when given)."""
         params = {
             "status_page_id": status_page_id,
             **({"component_id": component_id} if component_id else {}),
@@ -462,6 +486,7 @@ class StatusPageClient:
         maintenance_status: MaintenanceStatus = MaintenanceStatus.SCHEDULED,
         automate_maintenance_status: bool | None = None,
     ) -> Maintenance:
+        """Schedule a maintenance window; safe to retry (``idempotency_key``, as for create_incident)."""
         request = CreateMaintenanceRequest(
             status_page_id=status_page_id,
             name=name,
@@ -484,6 +509,7 @@ class StatusPageClient:
         return _parse(Maintenance, data, "status_page_maintenance", "POST /v2/status_page_maintenances")
 
     async def show_maintenance(self, maintenance_id: str) -> Maintenance:
+        """One maintenance window with its updates; raises NotFound when it was deleted."""
         return await self._get(
             "ShowStatusPageMaintenance",
             f"/v2/status_page_maintenances/{maintenance_id}",
@@ -494,6 +520,7 @@ class StatusPageClient:
     async def update_maintenance(
         self, maintenance_id: str, *, name: str, start_at: datetime, end_at: datetime
     ) -> Maintenance:
+        """Rename and reschedule a window (idempotent, so retried); returns it as changed."""
         path = f"/v2/status_page_maintenances/{maintenance_id}"
         body = UpdateMaintenanceRequest(name=name, start_at=start_at, end_at=end_at).body()
         data = await self._request("UpdateStatusPageMaintenance", "PUT", path, body=body, idempotent=True)
@@ -515,6 +542,9 @@ class StatusPageClient:
         maintenance_status: MaintenanceStatus | None = None,
         component_statuses: Mapping[str, str] | None = None,
     ) -> MaintenanceUpdate:
+        """Publish a maintenance update; like create_incident_update, a failure after sending is
+        OutcomeUnknown and a 429 is not retried.
+        """
         request = CreateMaintenanceUpdateRequest(
             status_page_maintenance_id=maintenance_id,
             message=message,

@@ -13,6 +13,8 @@ from bridge.incidentio.models import ErrorResponse
 
 
 class IncidentIOError(Exception):
+    """Any failure of a client call; ``method`` and ``path`` name the request ('' when not tied to one)."""
+
     def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
         super().__init__(message)
         self.method = method
@@ -20,18 +22,25 @@ class IncidentIOError(Exception):
 
 
 class RetryableError(IncidentIOError):
-    pass
+    """The request was not processed, or may be repeated safely: the same call may succeed later."""
 
 
 class ConnectionFailed(RetryableError):
-    pass
+    """No connection, or it broke before an answer; for a write the client raises OutcomeUnknown instead
+    unless the connection was refused before anything was sent.
+    """
 
 
 class RequestTimeout(RetryableError):
-    pass
+    """No answer within the client's timeout (seconds); a write that timed out becomes OutcomeUnknown."""
 
 
 class ServerError(RetryableError):
+    """A 5xx or 408 answer, or a 2xx the client cannot read (not JSON, or not the schema's).
+
+    ``error`` is the parsed ErrorResponse body, ``None`` when the body was not one.
+    """
+
     def __init__(
         self,
         message: str,
@@ -47,12 +56,19 @@ class ServerError(RetryableError):
 
 
 class RateLimited(RetryableError):
+    """A 429: not processed. ``retry_after`` is the answer's Retry-After in seconds, ``None`` when absent."""
+
     def __init__(self, message: str, *, retry_after: float | None, method: str = "", path: str = "") -> None:
         super().__init__(message, method=method, path=path)
         self.retry_after = retry_after
 
 
 class PermanentError(IncidentIOError):
+    """Any other answer that is not a 2xx (4xx but 408 and 429): repeating the request changes nothing.
+
+    ``error`` is the parsed ErrorResponse body, ``None`` when the body was not one.
+    """
+
     def __init__(
         self, message: str, *, status: int, error: ErrorResponse | None, method: str = "", path: str = ""
     ) -> None:
@@ -62,31 +78,32 @@ class PermanentError(IncidentIOError):
 
     @property
     def request_id(self) -> str | None:
+        """incident.io's ``request_id`` for support, ``None`` when the answer had no ErrorResponse body."""
         return self.error.request_id if self.error is not None else None
 
 
 class BadRequest(PermanentError):
-    pass
+    """400 ``invalid_request_error``."""
 
 
 class AuthenticationFailed(PermanentError):
-    pass
+    """401 ``authentication_error``: the API key is missing, wrong or revoked."""
 
 
 class Forbidden(PermanentError):
-    pass
+    """403 ``resource_forbidden``: the key lacks the scope (publishing: ``status_pages.publish_updates``)."""
 
 
 class NotFound(PermanentError):
-    pass
+    """404 ``not_found``: the page, incident or maintenance does not exist, or no longer does."""
 
 
 class Conflict(PermanentError):
-    pass
+    """409 ``conflict``, most likely a concurrent update of the same record."""
 
 
 class ValidationFailed(PermanentError):
-    pass
+    """422 ``validation_error``: the body broke a rule of the API; the codes are in ``error``."""
 
 
 class OutcomeUnknown(IncidentIOError):

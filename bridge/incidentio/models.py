@@ -17,6 +17,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class IncidentStatus(StrEnum):
+    """The ``incident_status`` enum of StatusPageIncidentV2 and its create/update payloads."""
+
     INVESTIGATING = "investigating"
     IDENTIFIED = "identified"
     MONITORING = "monitoring"
@@ -24,6 +26,8 @@ class IncidentStatus(StrEnum):
 
 
 class ComponentStatus(StrEnum):
+    """The ``component_status`` enum of StatusPageIncidentAffectedComponentV2."""
+
     OPERATIONAL = "operational"
     DEGRADED_PERFORMANCE = "degraded_performance"
     PARTIAL_OUTAGE = "partial_outage"
@@ -31,12 +35,16 @@ class ComponentStatus(StrEnum):
 
 
 class MaintenanceStatus(StrEnum):
+    """The ``maintenance_status`` enum of StatusPageMaintenanceV2 and its create/update payloads."""
+
     SCHEDULED = "maintenance_scheduled"
     IN_PROGRESS = "maintenance_in_progress"
     COMPLETE = "maintenance_complete"
 
 
 class MaintenanceComponentStatus(StrEnum):
+    """The ``component_status`` enum of StatusPageMaintenanceAffectedComponentV2."""
+
     OPERATIONAL = "operational"
     UNDER_MAINTENANCE = "under_maintenance"
 
@@ -74,17 +82,23 @@ class _Request(BaseModel):
 
 
 class ErrorSource(_Response):
+    """Mirrors ErrorSource: the request field (or JSON pointer) an error is about; both optional."""
+
     field: str | None = None
     pointer: str | None = None
 
 
 class ErrorSingle(_Response):
+    """Mirrors ErrorSingle: one problem of an error answer, with its machine-readable ``code``."""
+
     code: str
     message: str
     source: ErrorSource | None = None
 
 
 class ErrorRateLimit(_Response):
+    """Mirrors ErrorRateLimit, the ``rate_limit`` of a 429 body (``retry_after`` an RFC 3339 time)."""
+
     name: str | None = None
     limit: int | None = None
     remaining: int | None = None
@@ -92,6 +106,8 @@ class ErrorRateLimit(_Response):
 
 
 class ErrorResponse(_Response):
+    """Mirrors ErrorResponse, the body of every error answer (``debug`` is ignored)."""
+
     type: str
     status: int
     request_id: str = ""
@@ -99,6 +115,7 @@ class ErrorResponse(_Response):
     rate_limit: ErrorRateLimit | None = None
 
     def summary(self) -> str:
+        """``code (field): message`` per error, joined with ``; ``; the ``type`` when there is none."""
         parts = []
         for e in self.errors:
             where = f" ({e.source.field})" if e.source and e.source.field else ""
@@ -107,6 +124,8 @@ class ErrorResponse(_Response):
 
 
 class PaginationMeta(_Response):
+    """Mirrors PaginationMetaResultV2; ``after`` is the cursor of the next page, ``None`` on the last."""
+
     page_size: int
     after: str | None = None
 
@@ -115,6 +134,8 @@ class PaginationMeta(_Response):
 
 
 class StatusPage(_Response):
+    """Mirrors StatusPageV2 (the fields the bridge reads)."""
+
     id: str
     name: str
     description: str | None = None
@@ -122,6 +143,8 @@ class StatusPage(_Response):
 
 
 class StructureComponent(_Response):
+    """Mirrors StatusPageStructureComponentV2: a component as placed on the page."""
+
     component_id: str
     name: str
     hidden: bool = False
@@ -129,6 +152,8 @@ class StructureComponent(_Response):
 
 
 class StructureGroup(_Response):
+    """Mirrors StatusPageStructureGroupV2: a named group of components."""
+
     id: str
     name: str
     description: str | None = None
@@ -137,23 +162,31 @@ class StructureGroup(_Response):
 
 
 class StructureSubPageItem(_Response):
+    """Mirrors StatusPageStructureSubPageItemV2: a component or a group placed on a sub-page."""
+
     component: StructureComponent | None = None
     group: StructureGroup | None = None
 
 
 class StructureSubPage(_Response):
+    """Mirrors StatusPageStructureSubPageV2: a sub-page with its own components and groups."""
+
     id: str
     name: str
     items: list[StructureSubPageItem] = Field(default_factory=list)
 
 
 class StructureItem(_Response):
+    """Mirrors StatusPageStructureItemV2: a component, a group or a sub-page placed on the page."""
+
     component: StructureComponent | None = None
     group: StructureGroup | None = None
     sub_page: StructureSubPage | None = None
 
 
 class StructureResponse(_Response):
+    """Mirrors StatusPageStructureV2, the ``current_structure`` of ShowStatusPageStructure."""
+
     items: list[StructureItem] = Field(default_factory=list)
 
 
@@ -168,6 +201,7 @@ class PageComponentRef(_Response):
 
     @property
     def path(self) -> str:
+        """``SubPage/Group/Name`` without the parts that are absent: the name rules and commands may use."""
         return "/".join(p for p in (self.sub_page, self.group, self.name) if p)
 
 
@@ -179,6 +213,7 @@ class PageStructure(_Response):
 
     @classmethod
     def from_items(cls, status_page_id: str, items: list[StructureItem]) -> PageStructure:
+        """Flatten a StatusPageStructureV2's items, in page order; every component appears once per place."""
         out: list[PageComponentRef] = []
 
         def group(g: StructureGroup, sub: str | None) -> Iterator[PageComponentRef]:
@@ -208,6 +243,7 @@ class PageStructure(_Response):
 
     @property
     def by_id(self) -> dict[str, PageComponentRef]:
+        """Every component by its id (one entry per id; a component placed twice keeps the last place)."""
         return {c.id: c for c in self.components}
 
     def matches(self, ref: str) -> list[PageComponentRef]:
@@ -227,6 +263,7 @@ class PageStructure(_Response):
 
     @property
     def ambiguous_names(self) -> set[str]:
+        """Bare names that more than one component carries: those must be referred to by path or id."""
         names = [c.name for c in self.components]
         return {n for n in names if names.count(n) > 1}
 
@@ -235,11 +272,15 @@ class PageStructure(_Response):
 
 
 class AffectedComponent(_Response):
+    """Mirrors StatusPageIncidentAffectedComponentV2; an unknown status value is kept as a string."""
+
     component_id: str
     component_status: LenientComponentStatus
 
 
 class ComponentImpact(_Response):
+    """Mirrors StatusPageIncidentComponentImpactV2; ``end_at`` is ``None`` while the impact lasts."""
+
     component_id: str
     component_status: LenientComponentStatus
     start_at: datetime
@@ -247,6 +288,8 @@ class ComponentImpact(_Response):
 
 
 class IncidentUpdate(_Response):
+    """Mirrors StatusPageIncidentUpdateV2: one published update and the statuses it set."""
+
     id: str
     status_page_incident_id: str
     published_at: datetime
@@ -256,6 +299,8 @@ class IncidentUpdate(_Response):
 
 
 class Incident(_Response):
+    """Mirrors StatusPageIncidentV2, with its updates in the API's (undocumented) order."""
+
     id: str
     status_page_id: str
     name: str
@@ -277,11 +322,15 @@ class Incident(_Response):
 
 
 class ComponentStatusItem(_Request):
+    """Mirrors StatusPageIncidentAffectedComponentV2 as a request item (known statuses only)."""
+
     component_id: str
     component_status: ComponentStatus
 
 
 class CreateIncidentRequest(_Request):
+    """Mirrors StatusPagesCreateStatusPageIncidentPayloadV2; name at most 200, message 4096 characters."""
+
     status_page_id: str
     name: str = Field(max_length=200)
     incident_status: IncidentStatus
@@ -292,6 +341,8 @@ class CreateIncidentRequest(_Request):
 
 
 class CreateIncidentUpdateRequest(_Request):
+    """Mirrors StatusPagesCreateStatusPageIncidentUpdatePayloadV2; message at most 4096 characters."""
+
     status_page_incident_id: str
     message: str = Field(max_length=4096)
     notify_subscribers: bool
@@ -300,6 +351,8 @@ class CreateIncidentUpdateRequest(_Request):
 
 
 class RenameIncidentRequest(_Request):
+    """Mirrors StatusPagesUpdateStatusPageIncidentPayloadV2: a rename, at most 200 characters."""
+
     name: str = Field(max_length=200)
 
 
@@ -307,17 +360,23 @@ class RenameIncidentRequest(_Request):
 
 
 class MaintenanceAffectedComponent(_Response):
+    """Mirrors StatusPageMaintenanceAffectedComponentV2; an unknown status value is kept as a string."""
+
     component_id: str
     component_status: LenientMaintenanceComponentStatus
 
 
 class MaintenancePeriod(_Response):
+    """Mirrors StatusPageMaintenanceComponentMaintenancePeriodV2; ``end_at`` is ``None`` while it lasts."""
+
     component_id: str
     start_at: datetime
     end_at: datetime | None = None
 
 
 class MaintenanceUpdate(_Response):
+    """Mirrors StatusPageMaintenanceUpdateV2: one published update and the statuses it set."""
+
     id: str
     status_page_maintenance_id: str
     published_at: datetime
@@ -327,6 +386,8 @@ class MaintenanceUpdate(_Response):
 
 
 class Maintenance(_Response):
+    """Mirrors StatusPageMaintenanceV2."""
+
     id: str
     status_page_id: str
     name: str
@@ -338,11 +399,15 @@ class Maintenance(_Response):
 
 
 class MaintenanceComponentStatusItem(_Request):
+    """Mirrors StatusPageMaintenanceAffectedComponentV2 as a request item (known statuses only)."""
+
     component_id: str
     component_status: MaintenanceComponentStatus
 
 
 class CreateMaintenanceRequest(_Request):
+    """Mirrors StatusPagesCreateStatusPageMaintenancePayloadV2; name at most 200, message 4096 characters."""
+
     status_page_id: str
     name: str = Field(max_length=200)
     maintenance_status: MaintenanceStatus
@@ -356,12 +421,16 @@ class CreateMaintenanceRequest(_Request):
 
 
 class UpdateMaintenanceRequest(_Request):
+    """Mirrors StatusPagesUpdateStatusPageMaintenancePayloadV2: rename and reschedule in one PUT."""
+
     name: str = Field(max_length=200)
     start_at: datetime
     end_at: datetime
 
 
 class CreateMaintenanceUpdateRequest(_Request):
+    """Mirrors StatusPagesCreateStatusPageMaintenanceUpdatePayloadV2; message at most 4096 characters."""
+
     status_page_maintenance_id: str
     message: str = Field(max_length=4096)
     notify_subscribers: bool

@@ -14,6 +14,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 
 class TokenBucket:
+    """A token bucket of ``capacity`` tokens refilling at ``refill_per_second``, times from ``clock`` in
+    seconds; raises ValueError for a capacity under 1 or a refill rate that is not positive.
+    """
+
     def __init__(
         self,
         capacity: float = 1200,
@@ -42,6 +46,7 @@ class TokenBucket:
 
     @property
     def tokens(self) -> float:
+        """Tokens available now, refilled up to this instant (fractional; at most ``capacity``)."""
         self._fill()
         return self._tokens
 

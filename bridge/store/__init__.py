@@ -39,6 +39,9 @@ __all__ = [
 
 
 async def open_store(url: str) -> Store:
+    """The opened, migrated store a ``STATUSBRIDGE_STORE_URL`` names (``sqlite:///file.db[?synchronous=…]``
+    or ``postgres[ql]://…``); raises StoreError naming what is wrong with the URL or the database.
+    """
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = parts.path[1:] if parts.path.startswith("/") else parts.path

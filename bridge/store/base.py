@@ -41,6 +41,8 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StoredAlert:
+    """An alert as the store holds it, with when it was first and last received and how many times."""
+
     alert: Alert
     first_received_at: datetime
     last_received_at: datetime
@@ -49,6 +51,8 @@ class StoredAlert:
 
 @dataclass(frozen=True, slots=True)
 class UpsertResult:
+    """What one delivery did: ``received`` counts the alerts given, duplicates included."""
+
     received: int
     changed: int
     """Instances that are new or changed status: what is worth waking the reconciler for."""
@@ -79,20 +83,36 @@ class HeldLease:
     epoch: int | None = None
 
     async def try_acquire(self) -> int | None:
+        """Always epoch 0: no other process can hold a single-process store's lease."""
         self.epoch = 0
         return 0
 
     async def release(self) -> None:
+        """Not the leader until the next ``try_acquire``, which takes it again at once."""
         self.epoch = None
 
 
 class Store(Protocol):
+    """What every backend provides; ``StoreError`` (or, from PostgreSQL, asyncpg's own errors) when the
+    database fails. Every write is committed when the call returns.
+    """
+
     def lease(self, holder: str, *, on_lost: Callable[[], None]) -> Lease:
         """The reconcile lease; ``on_lost`` is called when a held lease is lost."""
         ...
 
-    async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult: ...
-    async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]: ...
+    async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult:
+        """Record one delivery, committed before it returns. Resolved is terminal for an instance; an
+        instance given twice keeps its last occurrence.
+        """
+        ...
+
+    async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
+        """Firing alerts received within ``ttl`` before ``now``, each series' latest instance only,
+        suppressed ones included.
+        """
+        ...
+
     async def scan_active(
         self,
         *,
@@ -111,23 +131,71 @@ class Store(Protocol):
         ``suppressed``, or how it ended (``resolved``, ``gone``); unknown series are left out."""
         ...
 
-    async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]: ...
-    async def prune_alerts(self, *, resolved_before: datetime) -> int: ...
-    async def load_groups(self) -> dict[str, PublishedGroup]: ...
-    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
-    async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]: ...
-    async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None: ...
-    async def load_windows(self) -> dict[str, dict[str, Any]]: ...
-    async def delete_window(self, window_id: str) -> bool: ...
-    async def save_group_unfenced(
-        self, group: PublishedGroup, *, action: ActionRecord | None = None
-    ) -> None: ...
-    async def get_control(self, key: str) -> Any: ...
-    async def set_control(self, key: str, value: Any) -> None: ...
-    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]: ...
-    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
-    async def ping(self) -> None: ...
-    async def close(self) -> None: ...
+    async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
+        """At most ``limit`` stored instances, most recently received first; only firing ones (suppressed
+        included) without ``include_resolved``.
+        """
+        ...
+
+    async def prune_alerts(self, *, resolved_before: datetime) -> int:
+        """Delete resolved instances last received before ``resolved_before``; returns how many."""
+        ...
+
+    async def load_groups(self) -> dict[str, PublishedGroup]:
+        """Every incident group's published state, by group key."""
+        ...
+
+    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """Write a group's published state, and ``action`` in the same transaction. A store shared by
+        replicas refuses it with StaleLeaderError once this process's lease epoch is no longer current.
+        """
+        ...
+
+    async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]:
+        """At most ``limit`` actions, newest first; only ``group_key``'s when given."""
+        ...
+
+    async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None:
+        """Create or replace a maintenance window's JSON-serializable record by id."""
+        ...
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """Every maintenance window record, by id."""
+        ...
+
+    async def delete_window(self, window_id: str) -> bool:
+        """Delete a maintenance window; ``False`` when there was none by that id."""
+        ...
+
+    async def save_group_unfenced(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """``save_group`` without the lease check: an operator's change through any replica's admin API."""
+        ...
+
+    async def get_control(self, key: str) -> Any:
+        """The JSON value last set under ``key``; ``None`` when never set (or set to ``None``)."""
+        ...
+
+    async def set_control(self, key: str, value: Any) -> None:
+        """Set a JSON-serializable control value (pause, guard release), shared by every replica."""
+        ...
+
+    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        """What was published for each maintenance occurrence, by key."""
+        ...
+
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        """Create or replace what was published for one occurrence; fenced by the lease like
+        ``save_group`` on a shared store.
+        """
+        ...
+
+    async def ping(self) -> None:
+        """Returns when the database answers; raises when it does not (readiness)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection, once deliveries already accepted are committed; unusable after."""
+        ...
 
 
 STORE_IDENTITY = "store_identity"
@@ -154,6 +222,7 @@ def ts(value: datetime) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def parse_ts(value: str) -> datetime:
+    """The aware UTC instant of a :func:`ts` text (any ISO 8601 with offset); ValueError for other text."""
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
@@ -185,6 +254,7 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 def alert_row(alert: Alert) -> tuple[Any, ...]:
+    """The values of :data:`ALERT_COLUMNS` for ``alert``; a resolve without ``ended_by`` ends as resolved."""
     return (
         alert.source.value,
         alert.fingerprint,
@@ -209,6 +279,7 @@ ENDINGS_SQL = """
 
 
 def ending(status: str, ended_by: str | None, suppressed_by: str | None) -> str:
+    """How a series' latest instance stands, from its row: ``firing``, ``suppressed`` or how it ended."""
     if status == AlertStatus.FIRING.value:
         return "suppressed" if suppressed_by else "firing"
     # A row the previous release resolved carries no ending: it was a resolve it received.
@@ -222,6 +293,7 @@ def _decode_map(text: str) -> dict[str, str]:
 
 
 def alert_from_row(row: Sequence[Any]) -> Alert:
+    """The alert of a row whose first :data:`ALERT_WIDTH` columns are :data:`ALERT_COLUMNS`."""
     source, fingerprint, starts_at, status, ends_at, labels, annotations, url, received = row[:9]
     ended_by, suppressed_by = row[9], row[10]
     return Alert(
@@ -244,6 +316,7 @@ def _seconds(value: timedelta | None) -> float | None:
 
 
 def settings_to_json(settings: GroupSettings | None) -> dict[str, Any] | None:
+    """A group's rule settings as JSON (durations in seconds); ``None`` for none."""
     if settings is None:
         return None
     t = settings.timings
@@ -261,6 +334,7 @@ def settings_to_json(settings: GroupSettings | None) -> dict[str, Any] | None:
 
 
 def settings_from_json(data: Mapping[str, Any] | None) -> GroupSettings | None:
+    """The inverse of :func:`settings_to_json`: a missing key takes its default, no data is ``None``."""
     if not data:
         return None
     down = data.get("downgrade_after")
@@ -280,6 +354,7 @@ def settings_from_json(data: Mapping[str, Any] | None) -> GroupSettings | None:
 
 
 def group_to_json(group: PublishedGroup) -> str:
+    """A group's published state as JSON text with sorted keys (times as :func:`ts` texts)."""
     # Field by field, not ``asdict``: its deep copy of every tuple cost more than the write itself
     # (every field is a scalar, a datetime, an enum or a tuple of them, converted below).
     data: dict[str, Any] = {f.name: getattr(group, f.name) for f in fields(group)}
@@ -294,6 +369,7 @@ def group_to_json(group: PublishedGroup) -> str:
 
 
 def group_from_json(text: str) -> PublishedGroup:
+    """The inverse of :func:`group_to_json`: fields a newer release wrote are dropped, missing ones default."""
     data: dict[str, Any] = json.loads(text)
     for key in (
         "opened_at",
@@ -319,6 +395,7 @@ def group_from_json(text: str) -> PublishedGroup:
 
 
 def action_from_row(row: Mapping[str, Any] | Sequence[Any]) -> ActionRecord:
+    """The action of a row of ``group_key, action, outcome, at, incident_id, detail, epoch``."""
     group_key, action, outcome, at, incident_id, detail, epoch = tuple(row)
     return ActionRecord(
         group_key=group_key,

@@ -63,6 +63,7 @@ RETURNING source, fingerprint, starts_at, status, suppressed_by, (xmax = 0) AS i
 
 
 def migrations() -> list[tuple[int, str]]:
+    """The versioned PostgreSQL migrations shipped with the package (``NNNN_name.sql``), by version."""
     folder = resources.files("bridge.store") / "migrations" / "postgres"
     found = [
         (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
@@ -98,6 +99,10 @@ def lease_lock(schema: str | None) -> int:
 
 
 class PostgresStore:
+    """The store shared by replicas (HA). Writes of published state are fenced by the lease epoch in
+    :attr:`epoch`; a stale leader's write raises StaleLeaderError.
+    """
+
     def __init__(self, pool: asyncpg.Pool, schema: str | None, dsn: str) -> None:
         self._pool = pool
         self.schema = schema
@@ -107,10 +112,14 @@ class PostgresStore:
         Set only by this store's :class:`PostgresLease`, which owns it."""
 
     def lease(self, holder: str, *, on_lost: Callable[[], None]) -> PostgresLease:
+        """A lease on a connection of its own; while held, its epoch fences this store's writes."""
         return PostgresLease(self._dsn, self.schema, holder, on_lost=on_lost, fence=self)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
+        """Connect (creating the URL's ``?schema=`` if missing) and migrate; raises StoreError, whose
+        message names the failure but not the URL.
+        """
         dsn, schema = _split_schema(url)
         if schema is not None and not schema.replace("_", "").isalnum():
             raise StoreError("STATUSBRIDGE_STORE_URL: schema names are letters, digits and _")
@@ -135,6 +144,9 @@ class PostgresStore:
         return store
 
     async def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet, under an advisory lock so that replicas starting together
+        apply each once; returns the versions applied.
+        """
         applied = []
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
@@ -151,9 +163,13 @@ class PostgresStore:
         return applied
 
     async def schema_version(self) -> int:
+        """The newest migration applied, 0 for none."""
         return int(await self._pool.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
 
     async def upsert_alerts(self, alerts: Sequence[Alert]) -> UpsertResult:
+        """Store.upsert_alerts in one transaction; concurrent deliveries of the same instances are
+        serialized by advisory locks, so each change is counted once.
+        """
         if not alerts:
             return UpsertResult(0, 0)
         # One row per instance: a payload that repeats an instance keeps its last occurrence.
@@ -197,9 +213,11 @@ class PostgresStore:
         return UpsertResult(received=len(alerts), changed=changed)
 
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
+        """Firing alerts received within ``ttl`` before ``now``, each series' latest instance."""
         return (await self.scan_active(now=now, ttl=ttl, include_suppressed=True))[1]
 
     async def alert_endings(self, series: Sequence[str]) -> dict[str, str]:
+        """Store.alert_endings, in one query."""
         sql = ENDINGS_SQL.replace("ANY_PLACEHOLDER", "ANY($1::text[])")
         rows = await self._pool.fetch(sql, list(dict.fromkeys(series)))
         return {f"{r[0]}:{r[1]}": ending(r[2], r[3], r[4]) for r in rows}
@@ -212,6 +230,7 @@ class PostgresStore:
         keep: Callable[[Alert], bool] | None = None,
         include_suppressed: bool = False,
     ) -> tuple[int, list[Alert]]:
+        """Store.scan_active, through a server-side cursor of SCAN_CHUNK rows in one transaction."""
         count, kept = 0, []
         async with self._pool.acquire() as conn, conn.transaction():
             cursor = conn.cursor(
@@ -229,6 +248,7 @@ class PostgresStore:
         return count, kept
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
+        """At most ``limit`` instances, most recently received first (Store.list_alerts)."""
         where = "" if include_resolved else "WHERE status = 'firing'"
         rows = await self._pool.fetch(
             f"SELECT {ALERT_COLUMNS}, first_received_at, last_received_at, receive_count FROM alerts {where} "  # noqa: S608
@@ -246,16 +266,19 @@ class PostgresStore:
         ]
 
     async def prune_alerts(self, *, resolved_before: datetime) -> int:
+        """Delete resolved instances last received before ``resolved_before``; returns how many."""
         status = await self._pool.execute(
             "DELETE FROM alerts WHERE status = 'resolved' AND last_received_at < $1", ts(resolved_before)
         )
         return int(status.split()[-1])
 
     async def load_groups(self) -> dict[str, PublishedGroup]:
+        """Every group's published state, by key."""
         rows = await self._pool.fetch("SELECT data FROM incident_groups")
         return {g.key: g for g in (group_from_json(r["data"]) for r in rows)}
 
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """Store.save_group; raises StaleLeaderError when :attr:`epoch` is not the current lease epoch."""
         await self._save_group(group, action, fenced=True)
 
     async def save_group_unfenced(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
@@ -292,6 +315,7 @@ class PostgresStore:
                 )
 
     async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]:
+        """At most ``limit`` actions, newest first; only ``group_key``'s when given."""
         sql = "SELECT group_key, action, outcome, at, incident_id, detail, epoch FROM action_log"
         args: list[Any] = []
         if group_key is not None:
@@ -302,6 +326,7 @@ class PostgresStore:
         return [action_from_row(tuple(r)) for r in await self._pool.fetch(sql, *args)]
 
     async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None:
+        """Store.save_window (not fenced: windows are operators' data, not publications)."""
         await self._pool.execute(
             "INSERT INTO maintenance_windows (id, data, updated_at) VALUES ($1, $2, now()) "
             "ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
@@ -310,18 +335,22 @@ class PostgresStore:
         )
 
     async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """Store.load_windows, ordered by id."""
         rows = await self._pool.fetch("SELECT id, data FROM maintenance_windows ORDER BY id")
         return {r["id"]: json.loads(r["data"]) for r in rows}
 
     async def delete_window(self, window_id: str) -> bool:
+        """Delete a window record; ``False`` when none had that id."""
         status = await self._pool.execute("DELETE FROM maintenance_windows WHERE id = $1", window_id)
         return bool(int(status.split()[-1]))
 
     async def get_control(self, key: str) -> Any:
+        """The JSON value under ``key``; ``None`` when unset."""
         value = await self._pool.fetchval("SELECT value FROM control WHERE key = $1", key)
         return None if value is None else json.loads(value)
 
     async def set_control(self, key: str, value: Any) -> None:
+        """Set a control value, JSON-encoded, for every replica at once."""
         await self._pool.execute(
             "INSERT INTO control (key, value, updated_at) VALUES ($1, $2, now()) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -330,10 +359,12 @@ class PostgresStore:
         )
 
     async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        """What was published per maintenance occurrence, by key."""
         rows = await self._pool.fetch("SELECT key, data FROM published_maintenances")
         return {r["key"]: json.loads(r["data"]) for r in rows}
 
     async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        """Store.save_published_maintenance; raises StaleLeaderError when :attr:`epoch` is stale."""
         async with self._pool.acquire() as conn, conn.transaction():
             current = await conn.fetchval("SELECT epoch FROM lease WHERE id = 1 FOR SHARE")
             if current is not None and current != self.epoch:
@@ -348,13 +379,16 @@ class PostgresStore:
             )
 
     async def lease_epoch(self) -> int | None:
+        """The current lease epoch in the database, whoever holds it; ``None`` before any was taken."""
         value = await self._pool.fetchval("SELECT epoch FROM lease WHERE id = 1")
         return None if value is None else int(value)
 
     async def ping(self) -> None:
+        """Store.ping: one ``SELECT 1`` through the pool."""
         await self._pool.fetchval("SELECT 1")
 
     async def close(self) -> None:
+        """Close the pool (the lease's own connection is closed by releasing the lease)."""
         await self._pool.close()
 
 
@@ -391,6 +425,7 @@ class PostgresLease:
 
     @property
     def held(self) -> bool:
+        """Whether this process holds the lease now; ``False`` from the moment it is lost or released."""
         return self._conn is not None and self.epoch is not None
 
     async def try_acquire(self) -> int | None:
@@ -451,6 +486,9 @@ class PostgresLease:
         self._on_lost()
 
     async def release(self) -> None:
+        """Give the lease up: the epoch is cleared first, then the lock's connection closed, which frees
+        the lock for another replica; a connection already dead is not an error.
+        """
         monitor, self._monitor = self._monitor, None
         conn, self._conn = self._conn, None
         self._set_epoch(None)

@@ -98,6 +98,10 @@ def _checksum(sql: str) -> str:
 
 
 class SQLiteStore:
+    """The embedded store: one writer connection (deliveries group-committed) and one query-only reader
+    on a WAL file. One process only: its lease is a HeldLease.
+    """
+
     def __init__(self, db: aiosqlite.Connection, reader: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self._reader = reader
@@ -108,6 +112,9 @@ class SQLiteStore:
 
     @classmethod
     async def open(cls, path: str, *, synchronous: str = "NORMAL") -> SQLiteStore:
+        """Open (creating) and migrate the database file; raises StoreError for ``:memory:``, a path it
+        cannot use, or a database it cannot open or migrate.
+        """
         if path == ":memory:" or path.startswith("file:"):
             raise StoreError(
                 "store: an in-memory database loses every alert on restart; name a file "
@@ -204,6 +211,7 @@ class SQLiteStore:
         return applied
 
     async def schema_version(self) -> int:
+        """The newest migration applied, 0 for none."""
         rows = await self._read("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         return int(rows[0][0])
 
@@ -287,6 +295,7 @@ class SQLiteStore:
         return out
 
     async def active_alerts(self, *, now: datetime, ttl: timedelta) -> list[Alert]:
+        """Firing alerts received within ``ttl`` before ``now``, each series' latest instance."""
         return (await self.scan_active(now=now, ttl=ttl, include_suppressed=True))[1]
 
     async def scan_active(
@@ -297,6 +306,7 @@ class SQLiteStore:
         keep: Callable[[Alert], bool] | None = None,
         include_suppressed: bool = False,
     ) -> tuple[int, list[Alert]]:
+        """Store.scan_active, on the reader connection, SCAN_CHUNK rows at a time."""
         cutoff = ts(now - ttl)
         count, kept = 0, []
         try:
@@ -313,6 +323,7 @@ class SQLiteStore:
         return count, kept
 
     async def alert_endings(self, series: Sequence[str]) -> dict[str, str]:
+        """Store.alert_endings, 300 series per query (SQLite's parameter limit)."""
         out: dict[str, str] = {}
         wanted = list(dict.fromkeys(series))
         for i in range(0, len(wanted), 300):
@@ -323,6 +334,7 @@ class SQLiteStore:
         return out
 
     async def list_alerts(self, *, include_resolved: bool = True, limit: int = 1000) -> list[StoredAlert]:
+        """Store.list_alerts; ties in receive time are ordered by instance, so the order is stable."""
         where = "" if include_resolved else "WHERE status = 'firing'"
         sql = (
             f"SELECT {ALERT_COLUMNS}, first_received_at, last_received_at, receive_count FROM alerts {where} "  # noqa: S608
@@ -340,6 +352,7 @@ class SQLiteStore:
         ]
 
     async def prune_alerts(self, *, resolved_before: datetime) -> int:
+        """Delete resolved instances last received before ``resolved_before``; returns how many."""
         async with self._transaction() as db:
             cur = await db.execute(
                 "DELETE FROM alerts WHERE status = 'resolved' AND last_received_at < ?",
@@ -350,10 +363,12 @@ class SQLiteStore:
     # --- groups and the action log -------------------------------------------------------------
 
     async def load_groups(self) -> dict[str, PublishedGroup]:
+        """Every group's published state, by key."""
         rows = await self._read("SELECT data FROM incident_groups")
         return {g.key: g for g in (group_from_json(r[0]) for r in rows)}
 
     async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """Store.save_group; never fenced: only one process opens the file."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO incident_groups (key, data, updated_at) VALUES (?, ?, datetime('now')) "
@@ -376,6 +391,7 @@ class SQLiteStore:
                 )
 
     async def action_log(self, *, group_key: str | None = None, limit: int = 100) -> list[ActionRecord]:
+        """At most ``limit`` actions, newest first; only ``group_key``'s when given."""
         sql = "SELECT group_key, action, outcome, at, incident_id, detail, epoch FROM action_log"
         params: list[Any] = []
         if group_key is not None:
@@ -388,6 +404,7 @@ class SQLiteStore:
     # --- maintenance windows --------------------------------------------------------------------
 
     async def save_window(self, window_id: str, data: Mapping[str, Any]) -> None:
+        """Create or replace a window record by id, in its own transaction."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO maintenance_windows (id, data, updated_at) VALUES (?, ?, datetime('now')) "
@@ -396,19 +413,23 @@ class SQLiteStore:
             )
 
     async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """Store.load_windows, ordered by id."""
         rows = await self._read("SELECT id, data FROM maintenance_windows ORDER BY id")
         return {row[0]: json.loads(row[1]) for row in rows}
 
     async def delete_window(self, window_id: str) -> bool:
+        """Delete a window record; ``False`` when none had that id."""
         async with self._transaction() as db:
             cur = await db.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
             return cur.rowcount > 0
 
     async def get_control(self, key: str) -> Any:
+        """The JSON value under ``key``; ``None`` when unset."""
         rows = await self._read("SELECT value FROM control WHERE key = ?", (key,))
         return None if not rows else json.loads(rows[0][0])
 
     async def set_control(self, key: str, value: Any) -> None:
+        """Set a control value, JSON-encoded, in its own transaction."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO control (key, value, updated_at) VALUES (?, ?, datetime('now')) "
@@ -421,10 +442,12 @@ class SQLiteStore:
         await self.save_group(group, action=action)
 
     async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        """What was published per maintenance occurrence, by key."""
         rows = await self._read("SELECT key, data FROM published_maintenances")
         return {row[0]: json.loads(row[1]) for row in rows}
 
     async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        """Store.save_published_maintenance (unfenced, as ``save_group``)."""
         async with self._transaction() as db:
             await db.execute(
                 "INSERT INTO published_maintenances (key, data, updated_at) VALUES (?, ?, datetime('now')) "
@@ -438,9 +461,11 @@ class SQLiteStore:
         return HeldLease()
 
     async def ping(self) -> None:
+        """Store.ping: one ``SELECT 1`` on the reader."""
         await self._read("SELECT 1")
 
     async def close(self) -> None:
+        """Store.close: pending deliveries are written and a transaction in flight ends first."""
         # Deliveries already accepted are written first; then taking the writer lock lets a
         # transaction in flight finish (commit or roll back).
         if self._flusher is not None:
