@@ -22,6 +22,10 @@ from bridge import pacing
 
 @dataclass
 class Breaker:
+    """The provider-wide circuit breaker: while open, one probe at a time, ``interval`` seconds apart and
+    doubling per failure up to ``cap`` (after a 429: its Retry-After, at least ``interval``).
+    """
+
     interval: float = pacing.BREAKER_INTERVAL
     cap: float = pacing.BREAKER_CAP
     probe_at: datetime | None = None
@@ -31,6 +35,7 @@ class Breaker:
 
     @property
     def open(self) -> bool:
+        """Whether the provider is considered unavailable (a probe is due or in flight)."""
         return self.probe_at is not None
 
     def blocked_until(self, now: datetime) -> datetime | None:

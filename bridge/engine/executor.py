@@ -84,25 +84,69 @@ class IncidentGone(Exception):
 class PageAPI(Protocol):
     """What the engine needs from a status page; adapters turn client errors into the three above."""
 
-    async def create(self, action: CreateIncident) -> IncidentView: ...
-    async def update(self, action: UpdateIncident) -> None: ...
-    async def rename(self, action: RenameIncident) -> None: ...
-    async def show(self, incident_id: str) -> IncidentView: ...
-    async def open_incidents(self, status_page_id: str) -> list[IncidentView]: ...
-    async def create_maintenance(self, action: CreateMaintenance) -> MaintenanceView: ...
-    async def move_maintenance(self, action: MoveMaintenance) -> None: ...
-    async def reschedule_maintenance(self, action: RescheduleMaintenance) -> None: ...
-    async def announce_reschedule(self, action: RescheduleMaintenance) -> None: ...
-    async def delete_maintenance(self, action: DeleteMaintenance) -> None: ...
-    async def show_maintenance(self, maintenance_id: str) -> MaintenanceView: ...
+    async def create(self, action: CreateIncident) -> IncidentView:
+        """Create the incident (replaying the idempotency key returns the first one); raises ActionFailed
+        or OutcomeUnknown.
+        """
+        ...
+
+    async def update(self, action: UpdateIncident) -> None:
+        """Post one incident update; raises ActionFailed, OutcomeUnknown, or IncidentGone (deleted)."""
+        ...
+
+    async def rename(self, action: RenameIncident) -> None:
+        """Rename the incident; raises ActionFailed, OutcomeUnknown, or IncidentGone when it was deleted."""
+        ...
+
+    async def show(self, incident_id: str) -> IncidentView:
+        """The incident as the page shows it; raises IncidentGone when it was deleted, else ActionFailed."""
+        ...
+
+    async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
+        """The page's incidents that are not resolved; raises ActionFailed when the page cannot be read."""
+        ...
+
+    async def create_maintenance(self, action: CreateMaintenance) -> MaintenanceView:
+        """Create the window (idempotent by its key); raises ActionFailed or OutcomeUnknown."""
+        ...
+
+    async def move_maintenance(self, action: MoveMaintenance) -> None:
+        """Post a status change of the window; raises ActionFailed, OutcomeUnknown or IncidentGone."""
+        ...
+
+    async def reschedule_maintenance(self, action: RescheduleMaintenance) -> None:
+        """Rename and move the window in time; raises ActionFailed, OutcomeUnknown or IncidentGone."""
+        ...
+
+    async def announce_reschedule(self, action: RescheduleMaintenance) -> None:
+        """Post the reschedule notice to subscribers; raises ActionFailed, OutcomeUnknown or IncidentGone."""
+        ...
+
+    async def delete_maintenance(self, action: DeleteMaintenance) -> None:
+        """Delete the window; IncidentGone when it was already gone (not when a retry of this call found
+        its first attempt had deleted it).
+        """
+        ...
+
+    async def show_maintenance(self, maintenance_id: str) -> MaintenanceView:
+        """The window as the page shows it; raises IncidentGone when it was deleted, else ActionFailed."""
+        ...
+
     def single_attempt(self) -> contextlib.AbstractContextManager[None]:
         """Calls inside are tried once (no in-call retries): a probe is one request."""
         ...
 
 
 class GroupStore(Protocol):
-    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
-    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
+    """The writes the executor commits around every action; either may raise the store's errors."""
+
+    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """Commit a group's published state with its action log line (fenced by the lease)."""
+        ...
+
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        """Commit what was published for one maintenance occurrence (fenced by the lease)."""
+        ...
 
 
 @dataclass
@@ -115,6 +159,9 @@ class Backoff:
     until: datetime | None = None
 
     def fail(self, now: datetime, retry_after: float | None = None) -> datetime:
+        """Count a failure and return the instant before which the group is not tried again: full jitter up
+        to ``base``·2ⁿ⁻¹ s (at most ``cap``), never sooner than ``retry_after`` seconds.
+        """
         self.failures += 1
         delay = random.uniform(0, min(self.cap, self.base * 2 ** (self.failures - 1)))
         if retry_after is not None:
@@ -124,6 +171,10 @@ class Backoff:
 
 
 class Executor:
+    """Performs planned actions against the page, bracketing each with store commits so that a crash
+    leaves a record to heal from; pacing by the per-group back-off and the provider-wide breaker.
+    """
+
     def __init__(
         self,
         api: PageAPI,
@@ -152,6 +203,9 @@ class Executor:
         self.backoff: dict[str, Backoff] = {}
 
     def blocked_until(self, group_key: str, now: datetime) -> datetime | None:
+        """When the group may next be tried (its back-off, or the open breaker's next probe, whichever is
+        later); ``None`` when it may go now.
+        """
         b = self.backoff.get(group_key)
         mine = b.until if b is not None and b.until is not None and b.until > now else None
         provider = self.breaker.blocked_until(now)
@@ -391,6 +445,9 @@ class Executor:
         await self._store.save_published_maintenance(record.key, record.to_json())
 
     async def show(self, incident_id: str) -> IncidentView:
+        """The incident as the page shows it, in a breaker turn; raises ActionFailed for any failure, a gone
+        incident included (ProviderUnavailable when the breaker holds the call back).
+        """
         try:
             with self._turn():
                 return await self._api.show(incident_id)
@@ -398,6 +455,7 @@ class Executor:
             raise ActionFailed(str(exc)) from exc
 
     async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
+        """The page's unresolved incidents, in a breaker turn; raises ProviderUnavailable or ActionFailed."""
         try:
             with self._turn():
                 return await self._api.open_incidents(status_page_id)
@@ -405,6 +463,9 @@ class Executor:
             raise ActionFailed(str(exc)) from exc
 
     async def read_back(self, published: PublishedGroup) -> PublishedGroup:
+        """The group's record after reading its incident back, committed: a human's change or deletion becomes
+        a takeover. Raises ActionFailed when the page cannot be read.
+        """
         with self._turn():
             return (await self._read_back_view(published))[0]
 

@@ -34,6 +34,10 @@ MASS_RESOLVE = "mass_resolve"
 
 @dataclass(frozen=True)
 class GuardPolicy:
+    """The guard's thresholds: more than ``max_new`` opens within ``window`` (or from one rules reload)
+    are held, and any hold lifts by itself after ``release_after``.
+    """
+
     max_new: int = 5
     window: timedelta = timedelta(minutes=5)
     release_after: timedelta = timedelta(minutes=15)
@@ -41,6 +45,8 @@ class GuardPolicy:
 
 @dataclass
 class GuardState:
+    """What the guard remembers between passes (one process; a new leader starts empty)."""
+
     creates: deque[datetime] = field(default_factory=deque)
     """When recent incidents were opened (for the sliding window)."""
     since: dict[str, datetime] = field(default_factory=dict)
@@ -60,6 +66,7 @@ class GuardState:
         self.impacted = impacted
 
     def record_create(self, now: datetime) -> None:
+        """Count an incident opened at ``now`` in the sliding window of recent opens."""
         self.creates.append(now)
 
 

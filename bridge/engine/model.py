@@ -67,6 +67,7 @@ class DesiredGroup:
 
     @property
     def firing(self) -> bool:
+        """Whether any component of the group is impacted now (no components: nothing fires)."""
         return bool(self.components)
 
     @property
@@ -100,6 +101,10 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class CreateIncident:
+    """Open an incident for an episode of a group; ``idempotency_key`` is unique to that episode (and
+    the store), so a replay returns the incident the first attempt created.
+    """
+
     group_key: str
     episode: int
     status_page_id: str
@@ -131,6 +136,8 @@ class UpdateIncident:
 
 @dataclass(frozen=True, slots=True)
 class RenameIncident:
+    """Rename the group's incident to the rule's current name."""
+
     group_key: str
     incident_id: str
     name: str
@@ -166,10 +173,12 @@ class PublishedMaintenance:
     deleted: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """Every field as a JSON-serializable dict (what the store keeps)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PublishedMaintenance:
+        """The inverse of :meth:`to_json`; fields a newer release wrote are dropped, missing ones default."""
         known = cls.__dataclass_fields__
         values = {k: v for k, v in data.items() if k in known}
         values["components"] = tuple(values.get("components") or ())
@@ -177,6 +186,7 @@ class PublishedMaintenance:
 
     @property
     def finished(self) -> bool:
+        """Nothing is left to publish: the window was deleted or is complete."""
         return self.deleted or self.status == MaintenanceStatus.COMPLETE.value
 
 

@@ -41,6 +41,9 @@ T = TypeVar("T")
 
 
 def incident_view(incident: Incident) -> IncidentView:
+    """What the page shows of an incident: an unknown status is ``None``, an unknown component status
+    is operational, and a component whose impact has ended is operational whatever the update said.
+    """
     try:
         status: IncidentStatus | None = IncidentStatus(str(incident.incident_status))
     except ValueError:
@@ -78,6 +81,7 @@ def incident_view(incident: Incident) -> IncidentView:
 
 
 def maintenance_view(m: Maintenance) -> MaintenanceView:
+    """What the page shows of a maintenance window (an unknown status kept as its text)."""
     return MaintenanceView(id=m.id, status=str(m.maintenance_status), name=m.name)
 
 
@@ -95,13 +99,19 @@ async def _call(request: Awaitable[T]) -> T:
 
 
 class ClientPageAPI:
+    """The PageAPI over the incident.io client: NotFound becomes IncidentGone, the client's
+    OutcomeUnknown the engine's, and every other client error ActionFailed (``unavailable`` when retryable).
+    """
+
     def __init__(self, client: StatusPageClient) -> None:
         self._client = client
 
     def single_attempt(self) -> AbstractContextManager[None]:
+        """Calls inside are tried once, whatever the client's retry policy (the breaker's probe)."""
         return self._client.single_attempt()
 
     async def create(self, action: CreateIncident) -> IncidentView:
+        """Create the incident; a page that is not found is ActionFailed (nothing was created)."""
         try:
             return incident_view(await self._create(action))
         except IncidentGone as exc:  # the page itself is unknown: nothing was created
@@ -121,6 +131,7 @@ class ClientPageAPI:
         )
 
     async def update(self, action: UpdateIncident) -> None:
+        """Post the update; ``components=None`` sends none (the API refuses them on a resolve)."""
         await _call(
             self._client.create_incident_update(
                 incident_id=action.incident_id,
@@ -134,9 +145,11 @@ class ClientPageAPI:
         )
 
     async def rename(self, action: RenameIncident) -> None:
+        """Rename the incident; IncidentGone when it was deleted."""
         await _call(self._client.rename_incident(action.incident_id, action.name))
 
     async def show(self, incident_id: str) -> IncidentView:
+        """The incident as the page shows it; IncidentGone when it was deleted."""
         return incident_view(await _call(self._client.show_incident(incident_id)))
 
     async def open_incidents(self, status_page_id: str) -> list[IncidentView]:
@@ -155,6 +168,9 @@ class ClientPageAPI:
         return out
 
     async def create_maintenance(self, action: CreateMaintenance) -> MaintenanceView:
+        """Create the window (automated status when the window asks for it); a page that is not found is
+        ActionFailed.
+        """
         ahead = action.ahead
         try:
             m = await _call(
@@ -176,6 +192,7 @@ class ClientPageAPI:
         return maintenance_view(m)
 
     async def move_maintenance(self, action: MoveMaintenance) -> None:
+        """Post the window's new status; the record must carry the maintenance id."""
         assert action.published.maintenance_id is not None
         await _call(
             self._client.create_maintenance_update(
@@ -187,6 +204,7 @@ class ClientPageAPI:
         )
 
     async def reschedule_maintenance(self, action: RescheduleMaintenance) -> None:
+        """Rename and move the window in one PUT; the record must carry the maintenance id."""
         assert action.published.maintenance_id is not None
         await _call(
             self._client.update_maintenance(
@@ -198,6 +216,7 @@ class ClientPageAPI:
         )
 
     async def announce_reschedule(self, action: RescheduleMaintenance) -> None:
+        """Post the reschedule notice, always to subscribers; the action must carry a notice."""
         assert action.published.maintenance_id is not None
         assert action.notice is not None
         await _call(
@@ -209,10 +228,14 @@ class ClientPageAPI:
         )
 
     async def delete_maintenance(self, action: DeleteMaintenance) -> None:
+        """Delete the window; IncidentGone when it was already gone, but a retried DELETE that finds it
+        gone counts as done.
+        """
         assert action.published.maintenance_id is not None
         await _call(self._client.delete_maintenance(action.published.maintenance_id))
 
     async def show_maintenance(self, maintenance_id: str) -> MaintenanceView:
+        """The window as the page shows it; IncidentGone when it was deleted."""
         return maintenance_view(await _call(self._client.show_maintenance(maintenance_id)))
 
 

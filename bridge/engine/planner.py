@@ -234,6 +234,7 @@ def _target(
 
 
 def digest(status: IncidentStatus, components: Mapping[str, ComponentStatus]) -> str:
+    """16 hex digits identifying a target (status and components, order-free): the pending change's key."""
     text = status.value + ";" + ";".join(f"{k}={v.value}" for k, v in sorted(components.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -492,6 +493,9 @@ def after_create(
 
 
 def after_update(published: PublishedGroup, action: UpdateIncident, now: datetime) -> PublishedGroup:
+    """The group's record once ``action`` is known to be applied at ``now``; a forced resolve becomes a
+    takeover, so the bridge does not reopen while the alerts still fire.
+    """
     if action.components is None:
         components = dict.fromkeys(published.components, ComponentStatus.OPERATIONAL)
     else:
@@ -522,6 +526,7 @@ def after_update(published: PublishedGroup, action: UpdateIncident, now: datetim
 
 
 def after_rename(published: PublishedGroup, action: RenameIncident) -> PublishedGroup:
+    """The group's record once the rename is known to be applied."""
     return replace(published, name=action.name)
 
 

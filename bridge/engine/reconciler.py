@@ -61,10 +61,17 @@ log = get_logger(__name__)
 
 
 class EvaluationLike(Protocol):
+    """What a pass needs from the rules' evaluation of the active alerts."""
+
     @property
-    def impacts(self) -> Sequence[Impact]: ...
+    def impacts(self) -> Sequence[Impact]:
+        """Every impact the rules derive from the active alerts."""
+        ...
+
     @property
-    def heartbeats(self) -> Mapping[str, tuple[timedelta, datetime | None]]: ...
+    def heartbeats(self) -> Mapping[str, tuple[timedelta, datetime | None]]:
+        """Heartbeat rule -> (its timeout, when its alert last arrived or ``None`` if never)."""
+        ...
 
 
 Evaluate = Callable[[Sequence[Alert]], EvaluationLike]
@@ -76,25 +83,53 @@ EXPLAINED_ENDINGS = frozenset({"resolved", "suppressed"})
 
 
 class MaintenanceSource(Protocol):
+    """Where maintenance windows come from; ``directory`` is ``None`` while page names are unresolved."""
+
     directory: PageDirectory | None
 
-    async def windows(self) -> list[AnyWindow]: ...
+    async def windows(self) -> list[AnyWindow]:
+        """Every window defined now (the rules path's and the admin API's); may raise the store's errors."""
+        ...
 
 
 class ReconcileStore(Protocol):
+    """The store calls a pass makes; each may raise, which fails the pass (it is retried)."""
+
     async def scan_active(
         self, *, now: datetime, ttl: timedelta, keep: Callable[[Alert], bool] | None = None
-    ) -> tuple[int, list[Alert]]: ...
-    async def load_groups(self) -> dict[str, PublishedGroup]: ...
-    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None: ...
-    async def get_control(self, key: str) -> Any: ...
-    async def alert_endings(self, series: Sequence[str]) -> dict[str, str]: ...
-    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]: ...
-    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
+    ) -> tuple[int, list[Alert]]:
+        """How many alerts are active, and those ``keep`` wants (Store.scan_active)."""
+        ...
+
+    async def load_groups(self) -> dict[str, PublishedGroup]:
+        """Every group's published state, by key."""
+        ...
+
+    async def save_group(self, group: PublishedGroup, *, action: ActionRecord | None = None) -> None:
+        """Commit a group's record with its action log line (fenced by the lease)."""
+        ...
+
+    async def get_control(self, key: str) -> Any:
+        """An admin's control value (pause, guard release), ``None`` when unset."""
+        ...
+
+    async def alert_endings(self, series: Sequence[str]) -> dict[str, str]:
+        """How each given series' latest instance stands (Store.alert_endings)."""
+        ...
+
+    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        """What was published per maintenance occurrence, by key."""
+        ...
+
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        """Commit what was published for one occurrence (fenced by the lease)."""
+        ...
 
 
 @dataclass
 class GroupReport:
+    """One group in a pass: what it should show, what was published, the plan, and the error if any."""
+
     key: str
     desired: DesiredGroup | None
     published: PublishedGroup | None
@@ -104,6 +139,10 @@ class GroupReport:
 
 @dataclass
 class PassReport:
+    """What one pass saw and did, for the state API, the metrics and the logs; ``wake_at`` is when
+    the planner wants the next pass at the latest.
+    """
+
     at: datetime
     groups: dict[str, GroupReport] = field(default_factory=dict)
     alerts: int = 0
@@ -124,6 +163,10 @@ class PassReport:
 
 
 class Reconciler:
+    """The level-triggered loop: each pass reads the store, evaluates the rules, plans every group and
+    has the executor act (no executor: shadow mode, nothing written).
+    """
+
     def __init__(
         self,
         *,
@@ -179,6 +222,9 @@ class Reconciler:
         """Seconds the last pass spent reading the store and evaluating the rules."""
 
     async def reconcile_once(self) -> PassReport:
+        """One pass, start to end; raises when the store cannot be read or written (``run`` retries it).
+        A failed action fails its group only, reported in the PassReport.
+        """
         now = self._clock()
         # The loop's clock, not perf_counter: the same in production, and zero on virtual time,
         # so that pacing (which grows with this cost) never makes a timeline depend on the machine.

@@ -75,8 +75,15 @@ class MaintenancePlans:
 
 
 class MaintenanceStore(Protocol):
-    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]: ...
-    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None: ...
+    """The store calls maintenance publication needs; both may raise the store's errors."""
+
+    async def load_published_maintenances(self) -> dict[str, dict[str, Any]]:
+        """What was published per occurrence, by occurrence key (JSON as saved)."""
+        ...
+
+    async def save_published_maintenance(self, key: str, data: Mapping[str, Any]) -> None:
+        """Commit what was published for one occurrence (fenced by the lease on a shared store)."""
+        ...
 
 
 class WindowStore(Protocol):
@@ -84,6 +91,7 @@ class WindowStore(Protocol):
 
 
 def occurrence_key(d: DesiredMaintenance) -> str:
+    """``window_id:occurrence_key``: one key per occurrence of a window, stable across restarts."""
     return f"{d.window.id}:{d.occurrence.key}"
 
 
@@ -92,6 +100,9 @@ def _iso(t: datetime) -> str:
 
 
 def render(template: str, d: DesiredMaintenance, components: Sequence[str]) -> str:
+    """The window's message template rendered with name, start_at, end_at (ISO 8601) and components,
+    at most 4096 characters; a template that fails is logged and sent as written, an empty one is the name.
+    """
     context = {
         "name": d.window.name,
         "start_at": _iso(d.occurrence.start_at),
@@ -266,6 +277,7 @@ def after_maintenance(
 
 
 async def load_published(store: MaintenanceStore) -> dict[str, PublishedMaintenance]:
+    """Every published occurrence from the store, decoded (unknown fields dropped)."""
     return {
         k: PublishedMaintenance.from_json(v) for k, v in (await store.load_published_maintenances()).items()
     }
