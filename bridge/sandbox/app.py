@@ -40,6 +40,8 @@ from bridge.sandbox.state import (
 
 @dataclass(frozen=True)
 class Exchange:
+    """One API request and its answer, verbatim (headers and bytes), for the OpenAPI contract tests."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -52,6 +54,11 @@ class Exchange:
 
 @dataclass
 class Fault:
+    """An injected failure for requests whose path starts with ``path_prefix`` (any method when
+    ``method`` is None): ``count`` times, after ``latency`` seconds; ``after_processing`` applies the
+    request before failing it (an outcome the client cannot know).
+    """
+
     method: str | None
     path_prefix: str
     count: int
@@ -63,6 +70,7 @@ class Fault:
     """With a duration: every matching request fails until then (an outage), whatever the count."""
 
     def matches(self, method: str, path: str) -> bool:
+        """Whether the fault applies to a request of ``method`` on ``path``."""
         return (self.method is None or self.method == method) and path.startswith(self.path_prefix)
 
 
@@ -74,11 +82,14 @@ class SettableClock:
         self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
+        """The sandbox's now: the fixed instant when set, else real UTC time plus the offset."""
         return self.fixed if self.fixed is not None else datetime.now(UTC) + self.offset
 
 
 @dataclass
 class Bucket:
+    """One API key's token bucket (incident.io's limit): ``capacity`` tokens, ``refill`` more per second."""
+
     capacity: float
     refill: float
     tokens: float
@@ -97,6 +108,10 @@ class Bucket:
 
 @dataclass
 class Sandbox:
+    """One fake incident.io: its seed, state, clock, rate limiting, faults and the log of API requests
+    (the last 10,000).
+    """
+
     seed: Seed
     state: SandboxState
     raw_seed: Mapping[str, Any]
@@ -111,6 +126,7 @@ class Sandbox:
     buckets: dict[str, Bucket] = field(default_factory=dict)
 
     def reset(self) -> None:
+        """Back to the seed: pages as seeded, no incidents, maintenances, requests, faults or spent tokens."""
         self.seed = parse_seed(self.raw_seed)
         self.state = SandboxState(self.seed.pages, self.clock)
         self.requests.clear()
@@ -175,6 +191,9 @@ def _paginate(items: list[Any], request: web.Request, ids: list[str]) -> tuple[l
 
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request: automated maintenances advance to now first; API requests (``/v1/``, ``/v2/``) are
+    authenticated, rate limited, faulted and logged, and every error answer is an ErrorResponse.
+    """
     sb = request.app[SANDBOX_KEY]
     # incident.io moves automated maintenances with the clock, and a completion resets components
     # of the incidents on them: every request, of any kind, sees that done up to now.
@@ -316,6 +335,7 @@ def _base(request: web.Request) -> str:
 
 
 async def list_status_pages(request: web.Request) -> web.Response:
+    """Fakes ListStatusPages (``GET /v2/status_pages``), paginated like the API."""
     sb = _sb(request)
     pages = list(sb.state.pages.values())
     chunk, meta = _paginate(pages, request, [p.id for p in pages])
@@ -323,11 +343,13 @@ async def list_status_pages(request: web.Request) -> web.Response:
 
 
 async def show_status_page(request: web.Request) -> web.Response:
+    """Fakes ShowStatusPage; 404 for an unknown page."""
     page = _sb(request).state.page(request.match_info["status_page_id"], not_found=404)
     return _json({"status_page": page_json(page, _base(request))})
 
 
 async def show_structure(request: web.Request) -> web.Response:
+    """Fakes ShowStatusPageStructure (``GET /v2/status_page_structures/{id}``); 404 for an unknown page."""
     page = _sb(request).state.page(request.match_info["status_page_id"], not_found=404)
     return _json(
         {
@@ -347,6 +369,7 @@ def _list_filter(request: web.Request) -> tuple[str, str | None]:
 
 
 async def list_incidents(request: web.Request) -> web.Response:
+    """Fakes ListStatusPageIncidents: newest first, filtered by ``status_page_id`` and ``component_id``."""
     page_id, component = _list_filter(request)
     incs = [
         i
@@ -358,16 +381,20 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def create_incident(request: web.Request) -> web.Response:
+    """Fakes CreateStatusPageIncident (201): the body is checked as the spec's payload (422 naming the
+    field); a repeated idempotency key returns the first incident."""
     inc = _sb(request).state.create_incident(await _body(request))
     return _json({"status_page_incident": incident_json(inc)}, 201)
 
 
 async def show_incident(request: web.Request) -> web.Response:
+    """Fakes ShowStatusPageIncident; 404 for an unknown (or deleted) incident."""
     inc = _sb(request).state.incident(request.match_info["status_page_incident_id"])
     return _json({"status_page_incident": incident_json(inc)})
 
 
 async def update_incident(request: web.Request) -> web.Response:
+    """Fakes UpdateStatusPageIncident (a rename); 404 for an unknown incident, 422 for a bad name."""
     sb = _sb(request)
     inc_id = request.match_info["status_page_incident_id"]
     sb.state.incident(inc_id)
@@ -376,11 +403,14 @@ async def update_incident(request: web.Request) -> web.Response:
 
 
 async def create_incident_update(request: web.Request) -> web.Response:
+    """Fakes CreateStatusPageIncidentUpdate (201): the body is checked as the spec's payload (422 naming
+    the field); a resolved incident, or one with 100 updates, is refused."""
     inc, update = _sb(request).state.create_incident_update(await _body(request))
     return _json({"status_page_incident_update": incident_update_json(inc, update)}, 201)
 
 
 async def list_maintenances(request: web.Request) -> web.Response:
+    """Fakes ListStatusPageMaintenances: newest first, filtered by ``status_page_id`` and ``component_id``."""
     page_id, component = _list_filter(request)
     sb = _sb(request)
     ms = [
@@ -393,16 +423,22 @@ async def list_maintenances(request: web.Request) -> web.Response:
 
 
 async def create_maintenance(request: web.Request) -> web.Response:
+    """Fakes CreateStatusPageMaintenance (201): the body is checked as the spec's payload (422 naming the
+    field); a repeated idempotency key returns the first window."""
     m = _sb(request).state.create_maintenance(await _body(request))
     return _json({"status_page_maintenance": maintenance_json(m)}, 201)
 
 
 async def show_maintenance(request: web.Request) -> web.Response:
+    """Fakes ShowStatusPageMaintenance; 404 for an unknown (or deleted) window."""
     m = _sb(request).state.maintenance(request.match_info["status_page_maintenance_id"])
     return _json({"status_page_maintenance": maintenance_json(m)})
 
 
 async def update_maintenance(request: web.Request) -> web.Response:
+    """Fakes UpdateStatusPageMaintenance (rename and reschedule); 404 for an unknown window, 422 when
+    ``end_at`` is not after ``start_at``.
+    """
     sb = _sb(request)
     mid = request.match_info["status_page_maintenance_id"]
     sb.state.maintenance(mid)
@@ -411,11 +447,14 @@ async def update_maintenance(request: web.Request) -> web.Response:
 
 
 async def delete_maintenance(request: web.Request) -> web.Response:
+    """Fakes DeleteStatusPageMaintenance (204); 404 for an unknown window."""
     _sb(request).state.delete_maintenance(request.match_info["status_page_maintenance_id"])
     return web.Response(status=204)
 
 
 async def create_maintenance_update(request: web.Request) -> web.Response:
+    """Fakes CreateStatusPageMaintenanceUpdate (201): the body is checked as the spec's payload (422
+    naming the field); a complete window is refused."""
     sb = _sb(request)
     body = await _body(request)
     update = sb.state.create_maintenance_update(body)
@@ -453,6 +492,9 @@ def _affected(sb: Sandbox, page_id: str, ids: list[str]) -> list[dict[str, Any]]
 
 
 def widget_summary(sb: Sandbox, page_id: str, base: str) -> dict[str, Any]:
+    """The Widget API's summary of one page (ongoing incidents and maintenances, with their components),
+    as incident.io's public ``/api/v1/summary`` shapes it.
+    """
     page = sb.state.pages[page_id]
     url = f"{base}/status/{page_id}"
     ongoing = []
@@ -537,6 +579,7 @@ def _maintenance_html(m: Maintenance) -> str:
 
 
 async def public_page(request: web.Request) -> web.Response:
+    """The page as a browser sees it (HTML, every component's status); 404 for an unknown page."""
     sb = _sb(request)
     page_id = request.match_info["status_page_id"]
     if page_id not in sb.state.pages:
@@ -567,6 +610,9 @@ async def public_page(request: web.Request) -> web.Response:
 
 
 async def widget(request: web.Request) -> web.Response:
+    """Fakes the public Widget API (``/status/{id}/api/v1/summary``), cacheable for 10 s; 404 for an
+    unknown page.
+    """
     sb = _sb(request)
     page_id = request.match_info["status_page_id"]
     if page_id not in sb.state.pages:
@@ -575,6 +621,7 @@ async def widget(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
+    """An HTML list of the seeded pages, linking each public page."""
     sb = _sb(request)
     links = "".join(
         f'<li><a href="/status/{html.escape(p.id)}">{html.escape(p.name)}</a></li>'
@@ -590,10 +637,14 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def hook_requests(request: web.Request) -> web.Response:
+    """``GET /_sandbox/requests``: the API requests logged so far, oldest first, with status and JSON body."""
     return _json(list(_sb(request).requests))
 
 
 async def hook_faults(request: web.Request) -> web.Response:
+    """``POST /_sandbox/faults`` adds a Fault from the JSON body (422 naming a bad value); ``DELETE``
+    clears them. Answers how many faults are armed.
+    """
     sb = _sb(request)
     if request.method == "DELETE":
         sb.faults.clear()
@@ -621,11 +672,15 @@ async def hook_faults(request: web.Request) -> web.Response:
 
 
 async def hook_reset(request: web.Request) -> web.Response:
+    """``POST /_sandbox/reset``: back to the seed (Sandbox.reset)."""
     _sb(request).reset()
     return _json({"reset": True})
 
 
 async def hook_clock(request: web.Request) -> web.Response:
+    """``POST /_sandbox/clock``: ``now`` fixes the clock (RFC 3339), ``advance`` moves it (seconds);
+    409 when the sandbox was given its own clock.
+    """
     sb = _sb(request)
     if sb.settable is None:
         raise ApiError(409, "conflict", "this sandbox was given its own clock")
@@ -648,6 +703,9 @@ async def hook_clock(request: web.Request) -> web.Response:
 
 
 async def hook_state(request: web.Request) -> web.Response:
+    """``GET /_sandbox/state``: every incident and maintenance as the API shows them, and each
+    component's status on each page.
+    """
     sb = _sb(request)
     return _json(
         {
@@ -671,6 +729,9 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     exchange_hook: Callable[[Exchange], None] | None = None,
 ) -> web.Application:
+    """The sandbox application over ``seed`` (the built-in seed when None), with the ``/_sandbox``
+    hooks; a clock of its own (settable) unless ``clock`` is given. Raises SeedError for a bad seed.
+    """
     raw = dict(seed if seed is not None else builtin_seed())
     parsed = parse_seed(raw)
     settable = SettableClock() if clock is None else None

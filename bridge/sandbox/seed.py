@@ -25,6 +25,8 @@ class SeedError(Exception):
 
 @dataclass
 class Seed:
+    """A parsed seed: API keys with their scopes, the pages, and the rate limit overrides."""
+
     keys: dict[str, set[str]]
     pages: list[Page]
     rate_limit: dict[str, float] = field(default_factory=dict)
@@ -100,6 +102,9 @@ def _items(
 
 
 def parse_seed(raw: Any, source: str = "seed") -> Seed:
+    """The Seed of an already parsed YAML document; raises SeedError naming ``source`` and the key
+    that is wrong.
+    """
     if not isinstance(raw, Mapping):
         raise SeedError(f"{source}: expected a mapping with api_keys and status_pages")
     unknown = set(raw) - {"api_keys", "status_pages", "rate_limit"}
@@ -150,6 +155,9 @@ def builtin_seed() -> dict[str, Any]:
 
 
 def load_seed_file(path: Path) -> dict[str, Any]:
+    """The seed file's YAML as a mapping, checked by parse_seed; raises SeedError when the file cannot
+    be read, is not YAML or is not a valid seed.
+    """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

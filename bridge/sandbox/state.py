@@ -46,6 +46,7 @@ def new_id() -> str:
 
 
 def iso(ts: datetime) -> str:
+    """``ts`` as RFC 3339 UTC with a ``Z`` suffix, as the API writes times."""
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -81,6 +82,7 @@ class ApiError(Exception):
         self.extra = dict(extra or {})
 
     def body(self, request_id: str) -> dict[str, Any]:
+        """The ErrorResponse body for this error, with ``request_id``; the field, when set, as ``source``."""
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
             error["source"] = {"field": self.field, "pointer": "/" + self.field.replace(".", "/")}
@@ -94,6 +96,7 @@ class ApiError(Exception):
 
 
 def invalid(field: str, message: str, code: str = "invalid_value") -> ApiError:
+    """A 422 ``validation_error`` about ``field`` (the caller raises it)."""
     return ApiError(422, code, message, field=field)
 
 
@@ -109,6 +112,9 @@ def _require(body: Mapping[str, Any], name: str) -> Any:
 def req_str(
     body: Mapping[str, Any], name: str, *, max_len: int | None = None, required: bool = True
 ) -> str | None:
+    """``body[name]`` as a string, at most ``max_len`` characters; ``None`` only when not required and
+    absent. Raises a 422 ApiError otherwise.
+    """
     if not required and body.get(name) is None:
         return None
     value = _require(body, name)
@@ -122,6 +128,7 @@ def req_str(
 
 
 def req_bool(body: Mapping[str, Any], name: str, *, required: bool = True, default: bool = False) -> bool:
+    """``body[name]`` as a boolean; ``default`` when not required and absent; else a 422 ApiError."""
     if not required and body.get(name) is None:
         return default
     value = _require(body, name)
@@ -133,6 +140,9 @@ def req_bool(body: Mapping[str, Any], name: str, *, required: bool = True, defau
 def req_enum(
     body: Mapping[str, Any], name: str, allowed: tuple[str, ...], *, required: bool = True
 ) -> str | None:
+    """``body[name]`` when it is one of ``allowed``; ``None`` only when not required and absent. Raises a
+    422 ApiError otherwise.
+    """
     if not required and body.get(name) is None:
         return None
     value = _require(body, name)
@@ -142,6 +152,7 @@ def req_enum(
 
 
 def req_time(body: Mapping[str, Any], name: str) -> datetime:
+    """``body[name]`` as an aware UTC datetime; raises a 422 ApiError unless it is RFC 3339 with an offset."""
     value = _require(body, name)
     if not isinstance(value, str):
         raise invalid(name, f"{name} must be an RFC 3339 date-time string")
@@ -188,6 +199,8 @@ def _statuses(
 
 @dataclass
 class Component:
+    """A component of a seeded page; ``group`` and ``sub_page`` name where it sits, when it does."""
+
     id: str
     name: str
     group: str | None = None
@@ -196,6 +209,8 @@ class Component:
 
 @dataclass
 class Page:
+    """A seeded status page: its structure (as ShowStatusPageStructure answers it) and components by id."""
+
     id: str
     name: str
     subscribers: int
@@ -206,6 +221,8 @@ class Page:
 
 @dataclass
 class Period:
+    """A component's impact or maintenance period; ``end_at`` is None while it lasts."""
+
     component_id: str
     status: str
     start_at: datetime
@@ -214,6 +231,8 @@ class Period:
 
 @dataclass
 class Update:
+    """A published incident or maintenance update with the component statuses it shows."""
+
     id: str
     published_at: datetime
     message: str
@@ -223,6 +242,8 @@ class Update:
 
 @dataclass
 class Incident:
+    """A status page incident as the sandbox holds it; ``current`` is each component's status now."""
+
     id: str
     page_id: str
     name: str
@@ -234,11 +255,14 @@ class Incident:
 
     @property
     def ongoing(self) -> bool:
+        """Whether the incident still takes updates (it is not resolved)."""
         return self.status != "resolved"
 
 
 @dataclass
 class Maintenance:
+    """A maintenance window as the sandbox holds it; ``automate`` moves its status with the clock."""
+
     id: str
     page_id: str
     name: str
@@ -275,6 +299,10 @@ def _close_all(periods: list[Period], now: datetime) -> None:
 
 
 class SandboxState:
+    """The fake's data (pages, incidents, maintenances, idempotency keys) and the API's rules on it: every
+    write validates its body as incident.io does and raises ApiError for what it would refuse.
+    """
+
     def __init__(self, pages: list[Page], clock: Callable[[], datetime]) -> None:
         self.pages = {p.id: p for p in pages}
         self.clock = clock
@@ -285,6 +313,9 @@ class SandboxState:
     # --- lookups -----------------------------------------------------------------------------
 
     def page(self, page_id: Any, *, field_name: str = "status_page_id", not_found: int = 422) -> Page:
+        """The page ``page_id`` names; a 404 ApiError for an unknown one when ``not_found`` is 404, else a 422
+        about ``field_name``.
+        """
         if not isinstance(page_id, str) or page_id not in self.pages:
             if not_found == 404:
                 raise ApiError(404, "not_found", f"status page {page_id} not found")
@@ -292,11 +323,13 @@ class SandboxState:
         return self.pages[page_id]
 
     def incident(self, incident_id: str) -> Incident:
+        """The incident by id; a 404 ApiError when there is none."""
         if incident_id not in self.incidents:
             raise ApiError(404, "not_found", f"status page incident {incident_id} not found")
         return self.incidents[incident_id]
 
     def maintenance(self, maintenance_id: str) -> Maintenance:
+        """The window by id, its automated status brought up to now; a 404 ApiError when there is none."""
         self.advance_automation()
         if maintenance_id not in self.maintenances:
             raise ApiError(404, "not_found", f"status page maintenance {maintenance_id} not found")
@@ -314,6 +347,9 @@ class SandboxState:
     # --- incidents ---------------------------------------------------------------------------
 
     def create_incident(self, body: Mapping[str, Any]) -> Incident:
+        """A new incident from a create payload, or the first one for a repeated idempotency key; raises
+        422 ApiErrors for a bad body, component statuses on a resolve, or notifying a page over the limit.
+        """
         page = self.page(_require(body, "status_page_id"))
         name = req_str(body, "name", max_len=MAX_NAME)
         status = req_enum(body, "incident_status", INCIDENT_STATUSES)
@@ -341,6 +377,7 @@ class SandboxState:
         return inc
 
     def rename_incident(self, incident_id: str, body: Mapping[str, Any]) -> Incident:
+        """The incident renamed; a 404 or 422 ApiError for an unknown incident or a bad name."""
         inc = self.incident(incident_id)
         name = req_str(body, "name", max_len=MAX_NAME)
         assert name is not None
@@ -348,6 +385,9 @@ class SandboxState:
         return inc
 
     def create_incident_update(self, body: Mapping[str, Any]) -> tuple[Incident, Update]:
+        """The incident and its new update; 422 when it is resolved, has MAX_UPDATES updates, or the body
+        is bad. A resolve sets every component operational and ends every impact.
+        """
         inc_id = _require(body, "status_page_incident_id")
         if not isinstance(inc_id, str):
             raise invalid("status_page_incident_id", "status_page_incident_id must be a string")
@@ -392,6 +432,9 @@ class SandboxState:
     # --- maintenances ------------------------------------------------------------------------
 
     def advance_automation(self) -> None:
+        """Move every automated window whose start or end has passed (scheduled -> in progress ->
+        complete), posting the update incident.io would.
+        """
         now = self.clock()
         for m in self.maintenances.values():
             if not m.automate or m.status == "maintenance_complete":
@@ -441,6 +484,9 @@ class SandboxState:
         return update
 
     def create_maintenance(self, body: Mapping[str, Any]) -> Maintenance:
+        """A new window from a create payload, or the first one for a repeated idempotency key; 422 for a
+        bad body, an unknown or repeated component, or an end not after the start.
+        """
         page = self.page(_require(body, "status_page_id"))
         name = req_str(body, "name", max_len=MAX_NAME)
         status = req_enum(body, "maintenance_status", MAINTENANCE_STATUSES)
@@ -482,6 +528,7 @@ class SandboxState:
         return m
 
     def update_maintenance(self, maintenance_id: str, body: Mapping[str, Any]) -> Maintenance:
+        """The window renamed and rescheduled; 422 when ``end_at`` is not after ``start_at``."""
         m = self.maintenance(maintenance_id)
         name = req_str(body, "name", max_len=MAX_NAME)
         start_at = req_time(body, "start_at")
@@ -494,10 +541,14 @@ class SandboxState:
         return m
 
     def delete_maintenance(self, maintenance_id: str) -> None:
+        """Delete the window; a 404 ApiError when there is none."""
         self.maintenance(maintenance_id)
         del self.maintenances[maintenance_id]
 
     def create_maintenance_update(self, body: Mapping[str, Any]) -> Update:
+        """The window's new update; 422 when it is complete, holds MAX_UPDATES updates or the body is bad.
+        A status given by hand ends the window's automation.
+        """
         mid = _require(body, "status_page_maintenance_id")
         if not isinstance(mid, str):
             raise invalid("status_page_maintenance_id", "status_page_maintenance_id must be a string")
@@ -539,6 +590,9 @@ class SandboxState:
     # --- derived views -----------------------------------------------------------------------
 
     def component_status(self, page_id: str, component_id: str) -> str:
+        """What the page shows for a component: the worst status of the ongoing incidents, else
+        ``under_maintenance`` during an open maintenance period, else ``operational``.
+        """
         worst = "operational"
         for inc in self.incidents.values():
             if inc.page_id == page_id and inc.ongoing:
@@ -558,6 +612,7 @@ class SandboxState:
 
 
 def page_json(page: Page, base_url: str) -> dict[str, Any]:
+    """The StatusPageV2 body of a page; its public URL is under ``base_url``."""
     return {
         "id": page.id,
         "name": page.name,
@@ -587,6 +642,7 @@ def _period_json(p: Period, *, with_status: bool) -> dict[str, Any]:
 
 
 def incident_json(inc: Incident) -> dict[str, Any]:
+    """The StatusPageIncidentV2 body of an incident, updates newest first."""
     return {
         "id": inc.id,
         "status_page_id": inc.page_id,
@@ -602,10 +658,12 @@ def incident_json(inc: Incident) -> dict[str, Any]:
 
 
 def incident_update_json(inc: Incident, u: Update) -> dict[str, Any]:
+    """The StatusPageIncidentUpdateV2 body of one of the incident's updates."""
     return _update_json(u, "status_page_incident_id", inc.id, "incident_status")
 
 
 def maintenance_json(m: Maintenance) -> dict[str, Any]:
+    """The StatusPageMaintenanceV2 body of a window, updates newest first."""
     return {
         "id": m.id,
         "status_page_id": m.page_id,
@@ -622,4 +680,5 @@ def maintenance_json(m: Maintenance) -> dict[str, Any]:
 
 
 def maintenance_update_json(m: Maintenance, u: Update) -> dict[str, Any]:
+    """The StatusPageMaintenanceUpdateV2 body of one of the window's updates."""
     return _update_json(u, "status_page_maintenance_id", m.id, "maintenance_status")
