@@ -19,11 +19,15 @@ from enum import StrEnum
 
 
 class Source(StrEnum):
+    """Where an alert came from; part of its identity, so the two sources never share an instance."""
+
     ALERTMANAGER = "alertmanager"
     GRAFANA = "grafana"
 
 
 class AlertStatus(StrEnum):
+    """An alert instance's status as its source reported it; resolved is terminal for the instance."""
+
     FIRING = "firing"
     RESOLVED = "resolved"
 
@@ -38,6 +42,7 @@ class ComponentStatus(StrEnum):
 
     @property
     def severity(self) -> int:
+        """0 (operational) to 3 (full outage): comparable across statuses, higher is worse."""
         return SEVERITY[self]
 
 
@@ -55,6 +60,8 @@ def worst(statuses: Iterable[ComponentStatus]) -> ComponentStatus:
 
 
 class IncidentStatus(StrEnum):
+    """The bridge's incident statuses, the API's ``incident_status`` values."""
+
     INVESTIGATING = "investigating"
     IDENTIFIED = "identified"
     MONITORING = "monitoring"
@@ -68,6 +75,8 @@ ENDED_GONE = "gone"
 
 
 class MaintenanceStatus(StrEnum):
+    """The API's maintenance window statuses, in the order a window moves through them."""
+
     SCHEDULED = "maintenance_scheduled"
     IN_PROGRESS = "maintenance_in_progress"
     COMPLETE = "maintenance_complete"
@@ -104,6 +113,7 @@ class Alert:
 
     @property
     def firing(self) -> bool:
+        """Whether the source reports the instance firing (suppressed ones included)."""
         return self.status is AlertStatus.FIRING
 
 
@@ -124,6 +134,8 @@ class PageComponent:
 
 @dataclass(frozen=True, slots=True)
 class PageInfo:
+    """A status page as the directory knows it; ``subscribers`` is ``None`` when unknown."""
+
     id: str
     name: str
     components: tuple[PageComponent, ...] = ()
@@ -345,6 +357,7 @@ class PublishedGroup:
 
     @property
     def open(self) -> bool:
+        """Whether the group has an incident on the page that is not resolved."""
         return self.incident_status not in (None, IncidentStatus.RESOLVED)
 
 

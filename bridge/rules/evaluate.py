@@ -44,6 +44,8 @@ TEMPLATES = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, tr
 
 @dataclass(frozen=True)
 class Rule:
+    """One loaded rule, its component names resolved to ids where the page is known."""
+
     name: str
     file: str
     matchers: tuple[Matcher, ...]
@@ -60,15 +62,22 @@ class Rule:
     heartbeat_timeout: timedelta | None = None
 
     def matches(self, alert: Alert) -> bool:
+        """Whether every matcher of the rule matches the alert's labels (no matchers: every alert)."""
         return all(m.matches(alert.labels) for m in self.matchers)
 
     def status_for(self, alert: Alert) -> ComponentStatus:
+        """The status the rule gives a component for ``alert``: fixed, or mapped from a label (the default
+        when the label is absent or unmapped).
+        """
         if isinstance(self.status, ComponentStatus):
             return self.status
         value = alert.labels.get(self.status.from_label)
         return self.status.map.get(value, self.status.default) if value is not None else self.status.default
 
     def group_key(self, alert: Alert) -> str:
+        """The incident group ``alert`` belongs to: the rule's name, plus its ``group_by`` label values
+        (missing labels as empty).
+        """
         if not self.group_by:
             return self.name
         values = ",".join(f'{label}="{alert.labels.get(label, "")}"' for label in self.group_by)
@@ -77,6 +86,8 @@ class Rule:
 
 @dataclass
 class GroupSpec:
+    """One incident group of an evaluation: its rule, its alerts, and its texts rendered from them."""
+
     key: str
     rule: Rule
     alerts: list[Alert] = field(default_factory=list)
@@ -88,6 +99,8 @@ class GroupSpec:
 
 @dataclass
 class Evaluation:
+    """What the rules make of the active alerts: impacts, groups by key, and the evidence behind them."""
+
     impacts: list[Impact]
     groups: dict[str, GroupSpec]
     matches: dict[tuple[str, str], list[str]]
@@ -130,10 +143,15 @@ def render(
 
 
 class RuleSet:
+    """Loaded rules in file order, evaluated first to last (a match stops unless the rule continues)."""
+
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = list(rules)
 
     def evaluate(self, alerts: Sequence[Alert]) -> Evaluation:
+        """Evaluate every alert against the rules; pure, and a template that fails falls back to its
+        default text, reported in ``template_failures`` instead of raising.
+        """
         groups: dict[str, GroupSpec] = {}
         matches: dict[tuple[str, str], list[str]] = {}
         hits: list[tuple[Alert, Rule, str]] = []

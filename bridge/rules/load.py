@@ -33,6 +33,8 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class RuleProblem:
+    """One problem of a rules path: the file, the rule and field when known, and what is wrong."""
+
     file: str
     rule: str | None
     field: str | None
@@ -48,12 +50,15 @@ class RuleProblem:
 
 
 class RulesError(Exception):
+    """The rules cannot be loaded; ``problems`` lists every problem found, the message one per line."""
+
     def __init__(self, problems: Sequence[RuleProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
 def rule_files(path: Path) -> list[Path]:
+    """The ``*.yaml``/``*.yml`` files of a directory, sorted, hidden ones skipped; a file path as itself."""
     if path.is_dir():
         return sorted(
             p
@@ -101,6 +106,9 @@ def _check_templates(file: str, rule: RuleModel, problems: list[RuleProblem]) ->
 
 
 def load_rules(path: Path, directory: PageDirectory | None = None) -> RuleSet:
+    """Every rule of the file or directory, resolved against ``directory`` when given; raises RulesError
+    with every problem found, never the first only.
+    """
     problems: list[RuleProblem] = []
     rules: list[Rule] = []
     if not path.exists():
@@ -241,6 +249,7 @@ def _build_rule(
 
 
 def check_rules(path: Path, directory: PageDirectory | None = None) -> list[RuleProblem]:
+    """The problems :func:`load_rules` would raise, empty when the rules load."""
     try:
         load_rules(path, directory)
     except RulesError as exc:

@@ -18,17 +18,20 @@ _RE2_UNSUPPORTED = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=")
 
 
 class MatcherError(ValueError):
-    pass
+    """A matcher that does not parse; the message quotes it and says why."""
 
 
 @dataclass(frozen=True)
 class Matcher:
+    """One Alertmanager-style matcher (``=``, ``!=``, ``=~``, ``!~``); regexes match the whole value."""
+
     name: str
     op: str
     value: str
     _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether the labels satisfy the matcher; an absent label matches as the empty string."""
         actual = labels.get(self.name, "")
         if self.op == "=":
             return actual == self.value
@@ -67,6 +70,9 @@ def _unquote(text: str) -> str:
 
 
 def parse_matcher(text: str) -> Matcher:
+    """The Matcher of ``name op "value"``; raises MatcherError for bad syntax, a bad regex, or what
+    Alertmanager's RE2 lacks (backreferences, lookarounds).
+    """
     if not isinstance(text, str):
         raise MatcherError("a matcher is a string like 'severity = \"critical\"'")
     stripped = text.strip()

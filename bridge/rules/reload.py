@@ -65,9 +65,13 @@ class RulesHolder:
             return ()
 
     def changed_on_disk(self) -> bool:
+        """Whether the rule files (names, mtimes, sizes) differ from those last loaded."""
         return self._fingerprint() != self._stamp
 
     def reload(self) -> bool:
+        """Load the rules again; ``True`` when the new ones are in force, ``False`` when they are invalid
+        (logged, reported, and the previous rules kept).
+        """
         self._stamp = self._fingerprint()
         try:
             rules = load_rules(self.path, self.directory)

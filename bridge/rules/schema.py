@@ -52,6 +52,8 @@ class _Model(BaseModel):
 
 
 class Defaults(_Model):
+    """A rule file's ``defaults:``, the timings and policies every rule of the file inherits."""
+
     open_after: Duration = timedelta(0)
     resolve_after: Duration = timedelta(minutes=5)
     change_after: Duration = timedelta(0)
@@ -63,12 +65,16 @@ class Defaults(_Model):
 
 
 class StatusFrom(_Model):
+    """``status: {from_label, map, default}``: the component status read from an alert label."""
+
     from_label: str
     map: dict[str, ComponentStatus] = Field(default_factory=dict)
     default: ComponentStatus = ComponentStatus.PARTIAL_OUTAGE
 
 
 class IncidentTexts(_Model):
+    """A rule's ``incident:`` texts (Jinja templates, rendered sandboxed from the group's alerts)."""
+
     name: str = DEFAULT_NAME
     message: str = DEFAULT_MESSAGE
     resolved_message: str = DEFAULT_RESOLVED
@@ -76,10 +82,14 @@ class IncidentTexts(_Model):
 
 
 class HeartbeatSpec(_Model):
+    """``heartbeat: {timeout}``: how long the always-firing alert may stay away."""
+
     timeout: Duration
 
 
 class RuleModel(_Model):
+    """One rule as written in a rule file; unknown keys are refused."""
+
     name: str = Field(min_length=1, max_length=100)
     matchers: list[str] = Field(default_factory=list)
     components: list[str] = Field(default_factory=list)
@@ -115,6 +125,8 @@ class RuleModel(_Model):
 
 
 class RuleFileModel(_Model):
+    """One rule file as written: its page, defaults, rules and maintenance windows."""
+
     status_page: str | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     rules: list[RuleModel] = Field(default_factory=list)

@@ -129,9 +129,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         super().__init__(selector=_IdleSelector(inner, self))
 
     def time(self) -> float:
+        """Virtual seconds since the loop's start; moves only when the loop is idle (or by advance)."""
         return self._offset
 
     def advance(self, seconds: float) -> None:
+        """Move virtual time forward by ``seconds`` (never back)."""
         self._offset += max(0.0, seconds)
 
     def now(self) -> datetime:
@@ -153,6 +155,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return bool(waiting)
 
     def run_in_executor(self, executor: Executor | None, func: Callable[..., _T], *args: Any) -> Any:  # type: ignore[override]
+        """As asyncio's, and counted: while a thread job is in flight the clock does not move."""
         future = super().run_in_executor(executor, func, *args)
         self._executor_jobs += 1
 

@@ -33,6 +33,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 
 def parse_timeline(text: str, source: str) -> Timeline:
+    """The Timeline of a YAML text; raises TimelineFileError naming ``source`` and the line that is wrong."""
     try:
         raw: Any = yaml.safe_load(text)
         tree = yaml.compose(text)
@@ -57,6 +58,7 @@ def parse_timeline(text: str, source: str) -> Timeline:
 
 
 def load_timeline(path: Path) -> Timeline:
+    """The Timeline of a file; raises TimelineFileError when it cannot be read or is malformed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -81,6 +81,8 @@ class ApiAlert(_Strict):
 
 
 class Delivery(_Strict):
+    """``alertmanager:``/``grafana:`` events: one webhook delivery of at least one alert."""
+
     alerts: list[AlertIn] = Field(min_length=1)
 
 
@@ -157,6 +159,7 @@ class Event(_Strict):
 
     @property
     def kind(self) -> str:
+        """The name of the event's one kind (validation guarantees exactly one is set)."""
         return next(k for k in EVENT_KINDS if getattr(self, k) is not None)
 
 

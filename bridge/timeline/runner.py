@@ -53,6 +53,8 @@ a run past this is stuck, and is stopped with what it waited on rather than hang
 
 @dataclass
 class Write:
+    """One write the bridge sent the page, at a time since the timeline's start, as the report prints it."""
+
     at: timedelta
     kind: str
     status: str | None
@@ -61,6 +63,7 @@ class Write:
     incident_id: str | None = None
 
     def line(self) -> str:
+        """The write as one line of the report: time, kind, status, detail, and whether it notifies."""
         status = f" {self.status}" if self.status else ""
         notify = " (notifies)" if self.notify else ""
         return f"{_fmt(self.at):>8}  {self.kind}{status}{self.detail}{notify}"
@@ -68,6 +71,8 @@ class Write:
 
 @dataclass
 class TraceLine:
+    """One line of the bridge's decision trace for a group, at a time since the timeline's start."""
+
     at: timedelta
     group: str
     text: str
@@ -75,6 +80,8 @@ class TraceLine:
 
 @dataclass
 class Result:
+    """The outcome of one timeline: ``failures`` (empty when it passed) and the printable report."""
+
     name: str
     path: str
     failures: list[str] = field(default_factory=list)
@@ -84,6 +91,7 @@ class Result:
 
     @property
     def passed(self) -> bool:
+        """Whether every expectation held."""
         return not self.failures
 
 
@@ -154,12 +162,15 @@ class TimelineRun:
     # --- time --------------------------------------------------------------------------------
 
     def elapsed(self) -> timedelta:
+        """Virtual time since the timeline's start."""
         return timedelta(seconds=self.loop.time() - self.t0)
 
     def now(self) -> datetime:
+        """The virtual wall-clock instant (aware UTC)."""
         return self.loop.now()
 
     async def until(self, at: timedelta) -> None:
+        """Sleep on virtual time until ``at`` after the start (not at all if past), then let the loop settle."""
         delay = (at - self.elapsed()).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -215,6 +226,9 @@ class TimelineRun:
         return Settings(**values)
 
     async def start(self) -> None:
+        """Start the sandbox (seeded from the timeline), the fake Alertmanager API if an event needs it, and
+        the bridge.
+        """
         self._session = aiohttp.ClientSession()
         seed = self._seed()
         sandbox = create_sandbox(seed, clock=self.now)
@@ -256,6 +270,7 @@ class TimelineRun:
             self._bridge = None
 
     async def stop(self) -> None:
+        """Stop the bridge, then the servers and the session; safe after a failed start."""
         await self._stop_bridge()
         for runner in (self._am_runner, self._sandbox):
             if runner is not None:
@@ -511,9 +526,11 @@ class TimelineRun:
 
     @property
     def page_id(self) -> str:
+        """The id of the seed's first status page, the one the timeline checks."""
         return self._page_id
 
     def component_id(self, name: str) -> str:
+        """The page's id for a component name; the text itself when it names none (an id already)."""
         return self._component_id(name)
 
     async def _bridge_requests(self) -> list[dict[str, Any]]:
@@ -530,6 +547,7 @@ class TimelineRun:
         return out
 
     async def writes(self) -> list[Write]:
+        """Every write the bridge sent the page so far, in order (no GETs, no human's requests)."""
         out = []
         for entry in await self._bridge_requests():
             write = _write_of(entry, self.loop.start, self._components)
@@ -542,6 +560,9 @@ class TimelineRun:
         return sum(1 for entry in await self._bridge_requests() if entry["method"] != "GET")
 
     async def check(self, expect: Expect) -> None:
+        """Compare the page with ``expect`` now, recording the snapshot; mismatches become failures, not
+        exceptions.
+        """
         state = await self._sandbox_get("/_sandbox/state")
         incidents = sorted(
             (i for i in state["incidents"] if i["status_page_id"] == self._page_id),
@@ -608,6 +629,9 @@ class TimelineRun:
     # --- the run -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Play every event and check every expectation in time order (events first at a tie), then stop;
+        raises ValueError for a step more than SETTLE_LIMIT after the previous one.
+        """
         steps: list[tuple[timedelta, int, Any]] = []
         for event in self.tl.events:
             count = event.repeat.count if event.repeat else 1
