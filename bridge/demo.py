@@ -38,6 +38,9 @@ def demo_rules_path() -> Path:
 
 
 def instructions(bridge_url: str, sandbox_url: str) -> str:
+    """What the demo prints once it runs: the page, widget and state URLs, and curl lines that fire and
+    resolve an alert with the demo's tokens.
+    """
     alert = (
         '{"version":"4","alerts":[{"status":"%s","labels":{"alertname":"APIDown","severity":"critical"},'
         '"annotations":{"public_summary":"Some API requests are failing."},'
@@ -73,6 +76,9 @@ async def run_demo_async(
     seed: Path | None,
     ready: asyncio.Event | None = None,
 ) -> None:
+    """Run the sandbox and the bridge wired to it (a throw-away SQLite store) until SIGINT or SIGTERM;
+    ``ready`` is set once both listen. Raises SettingsError when the start-up checks refuse the settings.
+    """
     configure_logging("warning")
     sandbox = create_sandbox(load_seed_file(seed) if seed else None)
     sandbox_runner = web.AppRunner(sandbox, access_log=None)
@@ -117,4 +123,5 @@ async def run_demo_async(
 
 
 def run_demo(*, host: str, port: int, sandbox_port: int, rules: Path | None, seed: Path | None) -> None:
+    """``run_demo_async`` on a new event loop, returning when the demo is stopped."""
     asyncio.run(run_demo_async(host=host, port=port, sandbox_port=sandbox_port, rules=rules, seed=seed))

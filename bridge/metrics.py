@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 
 class Metrics:
+    """Every Prometheus metric of one daemon, in a registry of its own (``/metrics`` exposes it)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -109,6 +111,7 @@ class Metrics:
         self.build = Info("statusbridge_build", "Build information", registry=r)
 
     def observe_api(self, operation: str, outcome: str, seconds: float, attempt: int) -> None:
+        """Count one status page API attempt, its latency (seconds), and a retry when ``attempt`` > 1."""
         self.api_requests.labels(operation, outcome).inc()
         self.api_latency.labels(operation).observe(seconds)
         if attempt > 1:

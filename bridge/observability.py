@@ -42,6 +42,7 @@ def _mask(value: Any) -> Any:
 def redact_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
+    """A structlog processor: every registered secret in the event's values (nested included) is masked."""
     if not _secrets:
         return event_dict
     for key, value in list(event_dict.items()):
@@ -89,6 +90,7 @@ class MalformedRequestFilter(logging.Filter):
     traceback, so that nobody can fill the log with tracebacks at will."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Always keeps the record; an HttpProcessingError's becomes one WARNING line without traceback."""
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
@@ -101,4 +103,5 @@ class MalformedRequestFilter(logging.Filter):
 
 
 def get_logger(name: str) -> Any:
+    """A structlog logger bound to ``name``, formatted by configure_logging."""
     return structlog.stdlib.get_logger(name)

@@ -46,6 +46,10 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
+    """Every setting, from ``STATUSBRIDGE_*`` variables, the YAML config file (unknown keys refused) and
+    command-line overrides, validated; secrets are SecretStr, so no repr or error message shows them.
+    """
+
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         extra="forbid",
@@ -173,11 +177,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Command-line overrides, then the environment, then the YAML config file, in that precedence."""
         # Command-line overrides (init kwargs) beat the environment, which beats the YAML file.
         return (init_settings, env_settings, _YamlSource(settings_cls))
 
     @property
     def webhook_auth_configured(self) -> bool:
+        """Whether any webhook credential is set (bearer token, Basic user or Grafana HMAC secret)."""
         return any((self.webhook_bearer_token, self.webhook_basic_username, self.grafana_hmac_secret))
 
     def api_key(self) -> SecretStr | None:
@@ -230,7 +236,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        # from None: pydantic's error echoes each bad input, a token's or the API key's value included.
+        # from None: the error's errors() hold each bad input, a secret's value included (its str hides them).
         raise SettingsError(_describe(exc)) from None
     finally:
         _file_values.reset(token)

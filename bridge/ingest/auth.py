@@ -18,6 +18,10 @@ from pydantic import SecretStr
 
 @dataclass(frozen=True)
 class WebhookAuth:
+    """The webhook credentials configured: a bearer token, HTTP Basic, and for Grafana an HMAC signature
+    within ``hmac_max_skew`` of now. Secrets are compared in constant time.
+    """
+
     bearer: SecretStr | None = None
     basic_user: str | None = None
     basic_password: SecretStr | None = None
@@ -28,9 +32,13 @@ class WebhookAuth:
 
     @property
     def open(self) -> bool:
+        """Whether no credential is configured at all: every webhook is accepted."""
         return not (self.bearer or self.basic_user or self.hmac_secret)
 
     def applies_hmac(self, grafana: bool) -> bool:
+        """Whether a request to this endpoint must carry a valid HMAC signature (Grafana's, when a secret
+        is set).
+        """
         return grafana and self.hmac_secret is not None
 
     def challenge(self, grafana: bool) -> str:

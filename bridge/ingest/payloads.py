@@ -60,6 +60,9 @@ def _shown(key: str) -> str:
 
 
 def str_map(value: Any, field: str, *, required: bool) -> dict[str, str]:
+    """``value`` as a dict of storable strings (``{}`` when absent and not required); raises PayloadError
+    naming ``field`` (and the key) otherwise.
+    """
     if value is None:
         if required:
             raise PayloadError("is required", field=field)
@@ -164,6 +167,9 @@ def _alerts(body: Any, source: Source, received_at: datetime) -> list[Alert]:
 
 
 def parse_alertmanager(body: Any, received_at: datetime) -> list[Alert]:
+    """The alerts of an Alertmanager webhook body (version 4), received at ``received_at``; raises
+    PayloadError naming the field for anything else.
+    """
     if not isinstance(body, dict):
         raise PayloadError("the payload must be a JSON object")
     version = body.get("version")
@@ -175,6 +181,9 @@ def parse_alertmanager(body: Any, received_at: datetime) -> list[Alert]:
 
 
 def parse_grafana(body: Any, received_at: datetime) -> list[Alert]:
+    """The alerts of a Grafana unified alerting webhook body (version 1 or none); raises PayloadError for
+    legacy alerting or anything else malformed.
+    """
     if not isinstance(body, dict):
         raise PayloadError("the payload must be a JSON object")
     if "alerts" not in body and ("evalMatches" in body or "ruleName" in body):

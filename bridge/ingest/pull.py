@@ -29,11 +29,13 @@ log = get_logger(__name__)
 
 
 class PullError(Exception):
-    pass
+    """Alertmanager's alert list could not be fetched or read; the message names the URL and why."""
 
 
 @dataclass(frozen=True)
 class PulledAlert:
+    """An alert as Alertmanager's API reports it now, with whether (and by what) it is suppressed."""
+
     alert: Alert
     silenced: bool
     """Suppressed: silenced or inhibited (Alertmanager's ``state: suppressed``)."""
@@ -42,6 +44,9 @@ class PulledAlert:
 
 
 def parse_api_alerts(body: Any, now: datetime) -> list[PulledAlert]:
+    """The alerts of a ``GET /api/v2/alerts`` answer; malformed entries are logged and skipped,
+    unprocessed ones left out. Raises PullError when the answer is not a list.
+    """
     if not isinstance(body, list):
         raise PullError("Alertmanager's /api/v2/alerts did not answer a list")
     out = []
@@ -83,6 +88,9 @@ def parse_api_alerts(body: Any, now: datetime) -> list[PulledAlert]:
 async def fetch_active(
     session: aiohttp.ClientSession, base_url: str, now: datetime, *, within: float = pacing.PULL_TIMEOUT
 ) -> list[PulledAlert]:
+    """The active alerts Alertmanager at ``base_url`` reports, within ``within`` seconds; raises PullError
+    for a connection error, a timeout, a non-200 answer or a body that is not JSON.
+    """
     url = base_url.rstrip("/") + "/api/v2/alerts"
     try:
         async with session.get(

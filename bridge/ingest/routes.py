@@ -41,6 +41,10 @@ class WebhookError(web.HTTPException):
 
 
 class Ingest:
+    """The webhook endpoints: authenticate, parse and commit each delivery before answering; a delivery
+    refused is answered with a JSON error naming the problem, and 503 with Retry-After when the store fails.
+    """
+
     def __init__(
         self,
         store: Callable[[], Store],
@@ -59,6 +63,7 @@ class Ingest:
         self._on_outcome = on_outcome
 
     def routes(self) -> list[web.RouteDef]:
+        """``POST /webhooks/alertmanager`` and ``POST``/``PUT /webhooks/grafana``."""
         return [
             web.post("/webhooks/alertmanager", self._handler("alertmanager", parse_alertmanager)),
             web.post("/webhooks/grafana", self._handler("grafana", parse_grafana)),

@@ -27,6 +27,8 @@ _WINDOW_KEYS = sorted((set(OneOffWindow.model_fields) | set(RecurringWindow.mode
 
 @dataclass(frozen=True)
 class MaintenanceProblem:
+    """One problem of a maintenance file: the file, the window and field when known, and what is wrong."""
+
     file: str
     window: str | None
     field: str | None
@@ -42,12 +44,15 @@ class MaintenanceProblem:
 
 
 class MaintenanceConfigError(Exception):
+    """The windows cannot be loaded; ``problems`` lists every problem, the message one per line."""
+
     def __init__(self, problems: Sequence[MaintenanceProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
 def yaml_files(path: Path) -> list[Path]:
+    """The ``*.yaml``/``*.yml`` files of a directory, sorted, hidden ones skipped; a file path as itself."""
     if path.is_dir():
         return sorted(
             p

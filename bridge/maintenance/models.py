@@ -224,10 +224,12 @@ class RecurringWindow(_Window):
         return value
 
     def model_post_init(self, context: Any, /) -> None:  # noqa: ARG002 (pydantic's signature)
+        """Parse the cron expression once, in the window's time zone (validation has checked both)."""
         self._schedule = parse_cron(self.cron, self.timezone)
 
     @property
     def schedule(self) -> CronSchedule:
+        """The window's parsed cron schedule, in its time zone."""
         return self._schedule
 
 
@@ -262,6 +264,9 @@ def window_to_json(window: OneOffWindow | RecurringWindow) -> str:
 
 
 def window_from_json(text: str | bytes) -> OneOffWindow | RecurringWindow:
+    """A one-off or recurring window from its JSON (the store's or the admin API's); raises pydantic's
+    ValidationError for anything invalid.
+    """
     return WINDOW_ADAPTER.validate_json(text)
 
 

@@ -32,6 +32,8 @@ _TICK = timedelta(microseconds=1)
 
 
 class Phase(StrEnum):
+    """Where an occurrence of a window stands at an instant, from not yet announced to complete."""
+
     ABSENT = "absent"
     """Not announced yet: not on the page."""
     SCHEDULED = "scheduled"
@@ -84,6 +86,7 @@ class DesiredMaintenance:
 
     @property
     def status(self) -> MaintenanceStatus:
+        """The page's maintenance status for the occurrence's phase (never absent here)."""
         status = self.phase.status
         assert status is not None  # desired() never yields ABSENT
         return status

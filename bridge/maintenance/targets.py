@@ -25,6 +25,8 @@ class TargetError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Targets:
+    """What a window affects, resolved: its page and component ids, with the paths they were named by."""
+
     status_page_id: str
     component_ids: tuple[str, ...]
     component_paths: tuple[str, ...]
