@@ -44,9 +44,9 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             rate_refill=args.rate_refill,
         )
     except SeedError as exc:
-        raise CommandError(f"sandbox seed: {exc}") from None
+        raise CommandError(f"sandbox seed: {exc}") from exc
     except OSError as exc:
-        raise CommandError(f"sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        raise CommandError(f"sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
     return EXIT_OK
 
 
@@ -61,9 +61,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, sandbox_port=args.sandbox_port, rules=args.rules, seed=args.seed
         )
     except SeedError as exc:
-        raise CommandError(f"demo: {exc}") from None
+        raise CommandError(f"demo: {exc}") from exc
     except OSError as exc:
-        raise CommandError(f"demo: cannot listen: {exc.strerror}") from None
+        raise CommandError(f"demo: cannot listen: {exc.strerror}") from exc
     return EXIT_OK
 
 
@@ -106,9 +106,9 @@ def run_server(settings: Settings) -> None:
     try:
         asyncio.run(serve(app, settings.host, settings.port, settings.shutdown_timeout.total_seconds()))
     except StoreError as exc:
-        raise SettingsError(str(exc)) from None
+        raise SettingsError(str(exc)) from exc
     except OSError as exc:
-        raise SettingsError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+        raise SettingsError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
 
 
 async def serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
@@ -189,7 +189,7 @@ def _directory(settings: Settings) -> PageDirectory | None:
     except IncidentIOError as exc:
         raise CommandError(
             f"cannot read the status pages from {settings.incidentio_base_url}: {exc}"
-        ) from None
+        ) from exc
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -272,13 +272,14 @@ def _cmd_test_rules(args: argparse.Namespace) -> int:
     try:
         ruleset = load_rules(args.rules, directory)
     except RulesError as exc:
-        raise CommandError(f"rules:\n{exc}") from None
+        raise CommandError(f"rules:\n{exc}") from exc
     try:
         payload = json.loads(args.payload.read_text(encoding="utf-8"))
         alerts = parse_any(payload, utcnow())
     except OSError as exc:
-        raise CommandError(f"{args.payload}: {exc.strerror}") from None
+        raise CommandError(f"{args.payload}: {exc.strerror}") from exc
     except (ValueError, PayloadError) as exc:
+        # from None: the JSON and payload errors quote the payload, which may carry anything.
         raise CommandError(f"{args.payload}: {exc}") from None
     evaluation = ruleset.evaluate(alerts)
     for what, error in dict.fromkeys(evaluation.template_failures):
@@ -372,7 +373,7 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
     try:
         status, answer = asyncio.run(send())
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise CommandError(f"maintenance: cannot reach {args.url}: {exc}") from None
+        raise CommandError(f"maintenance: cannot reach {args.url}: {exc}") from exc
     if status >= 400:
         error = answer.get("error", {}) if isinstance(answer, dict) else {}
         field = f" ({error['field']})" if error.get("field") else ""
@@ -387,6 +388,7 @@ def _cmd_maintenance(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every ``statusbridge`` command, its flags and their help texts."""
     parser = argparse.ArgumentParser(
         prog="statusbridge",
         description="Keeps an incident.io status page truthful from Alertmanager and Grafana alerts.",
@@ -493,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: runs one command, returns its exit code; an expected failure prints one
+    line (``statusbridge: …``) and returns 1, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -79,7 +79,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         rules = app[RULES] = RulesHolder(path, directory=directory, on_reload=reloaded, on_error=failed)
     except RulesError as exc:
-        raise SettingsError(f"STATUSBRIDGE_RULES_PATH: {exc}") from None
+        raise SettingsError(f"STATUSBRIDGE_RULES_PATH: {exc}") from exc
     metrics.rules_ok.set(1)
     watcher = asyncio.create_task(_watch(rules, windows, health, client))
     yield

@@ -87,7 +87,11 @@ class MaintenanceStore(Protocol):
 
 
 class WindowStore(Protocol):
-    async def load_windows(self) -> dict[str, dict[str, Any]]: ...
+    """What ``WindowSource`` needs of the store; it may raise the store's errors."""
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """The admin API's windows by id, as stored JSON."""
+        ...
 
 
 def occurrence_key(d: DesiredMaintenance) -> str:
@@ -295,6 +299,8 @@ class WindowSource:
         self.reload()
 
     def reload(self) -> None:
+        """Reads the config windows again (rules reload); an invalid file keeps the previous ones and
+        sets ``error``."""
         if self._path is None:
             return
         try:
@@ -309,7 +315,9 @@ class WindowSource:
             )
 
     async def api_windows(self) -> list[AnyWindow]:
+        """The windows made through the admin API, from the store."""
         return [window_from_json(json.dumps(data)) for data in (await self._store.load_windows()).values()]
 
     async def windows(self) -> list[AnyWindow]:
+        """Every window: config first, then the admin API's."""
         return [*self.config, *await self.api_windows()]

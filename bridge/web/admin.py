@@ -81,6 +81,7 @@ def _group(published: PublishedGroup | None) -> Any:
 
 
 async def state(request: web.Request) -> web.Response:
+    """``GET /api/v1/state``: alerts, every group's desired and published state, holds and errors."""
     cfg = request.config_dict
     store = cfg[STORE]
     alerts = await store.list_alerts(include_resolved=False, limit=1000)
@@ -135,6 +136,7 @@ def _done(what: str, **extra: Any) -> web.Response:
 
 
 async def pause(request: web.Request) -> web.Response:
+    """``POST /api/v1/pause``: nothing is published until resumed (stored, so replicas agree)."""
     cfg = request.config_dict
     await cfg[STORE].set_control(PAUSED, {"at": cfg[CLOCK]().isoformat()})
     log.warning("publishing paused by an admin")
@@ -143,6 +145,7 @@ async def pause(request: web.Request) -> web.Response:
 
 
 async def resume(request: web.Request) -> web.Response:
+    """``POST /api/v1/resume``: publishing resumes at the next pass, which starts at once."""
     cfg = request.config_dict
     await cfg[STORE].set_control(PAUSED, None)
     log.warning("publishing resumed by an admin")
@@ -151,6 +154,7 @@ async def resume(request: web.Request) -> web.Response:
 
 
 async def release_guard(request: web.Request) -> web.Response:
+    """``POST /api/v1/guard/release``: the blast-radius guard lets what it holds through."""
     cfg = request.config_dict
     await cfg[STORE].set_control(GUARD_RELEASED, cfg[CLOCK]().isoformat())
     log.warning("blast-radius guard released by an admin")
@@ -182,6 +186,8 @@ async def release_group(request: web.Request) -> web.Response:
 
 
 async def force_resolve(request: web.Request) -> web.Response:
+    """``POST /api/v1/groups/{key}/resolve``: the next pass resolves the group's incident; 409 when
+    the bridge manages no open incident for it."""
     cfg = request.config_dict
     group = await _group_or_404(request)
     if isinstance(group, web.Response):

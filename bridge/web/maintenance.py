@@ -84,6 +84,7 @@ async def _view(cfg: Resources, window: AnyWindow) -> dict[str, Any]:
 
 
 async def create(request: web.Request) -> web.Response:
+    """``POST /api/v1/maintenances``: a one-off window (201 with its view); 422 names the field."""
     cfg, source = _source(request)
     body = await _body(request)
     if isinstance(body, web.Response):
@@ -135,6 +136,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 async def list_windows(request: web.Request) -> web.Response:
+    """``GET /api/v1/maintenances``: every window, config and API, with what was published."""
     cfg, source = _source(request)
     return web.json_response({"maintenances": [await _view(cfg, w) for w in await source.windows()]})
 
@@ -160,6 +162,7 @@ async def _api_window(request: web.Request) -> tuple[Resources, OneOffWindow] | 
 
 
 async def show(request: web.Request) -> web.Response:
+    """``GET /api/v1/maintenances/{id}``: one window's view, or 404."""
     found = await _find(request)
     if isinstance(found, web.Response):
         return found
@@ -168,6 +171,7 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def reschedule(request: web.Request) -> web.Response:
+    """``PATCH /api/v1/maintenances/{id}``: a new name, start or end for an API window."""
     found = await _api_window(request)
     if isinstance(found, web.Response):
         return found
@@ -197,6 +201,7 @@ async def _end_now(cfg: Resources, window: OneOffWindow, now: datetime) -> OneOf
 
 
 async def complete(request: web.Request) -> web.Response:
+    """``POST /api/v1/maintenances/{id}/complete``: ends a window in progress now; 409 otherwise."""
     found = await _api_window(request)
     if isinstance(found, web.Response):
         return found

@@ -30,12 +30,16 @@ log = get_logger(__name__)
 
 @dataclass
 class Cached:
+    """One copy of the upstream's JSON, its ETag, and when it was fetched."""
+
     body: bytes
     etag: str
     fetched_at: datetime
 
 
 class WidgetCache:
+    """The upstream's last good JSON: one fetch at a time however many clients ask."""
+
     def __init__(self) -> None:
         self.entry: Cached | None = None
         self._inflight: asyncio.Task[Cached] | None = None
@@ -140,6 +144,8 @@ async def built_from_state(app: web.Application) -> dict[str, Any]:
 
 
 async def widget(request: web.Request) -> web.StreamResponse:
+    """``GET /widget``: the Widget API JSON with ETag and Cache-Control; 502 only when the upstream
+    fails and nothing is cached yet."""
     app = request.app
     settings = app[SETTINGS]
     ttl = int(settings.widget_ttl.total_seconds())
@@ -170,6 +176,7 @@ async def widget(request: web.Request) -> web.StreamResponse:
 
 
 async def widget_ctx(app: web.Application) -> Any:
+    """The widget's cache and its upstream HTTP session, closed at shutdown."""
     app[CACHE_KEY] = WidgetCache()
     async with aiohttp.ClientSession() as session:
         app[SESSION_KEY] = session
