@@ -110,6 +110,10 @@ class Metrics:
         )
         self.build = Info("statusbridge_build", "Build information", registry=r)
 
+    def observe_webhook(self, source: str, status: int) -> None:
+        """Count one webhook delivery by its source and the HTTP status it was answered with."""
+        self.webhooks.labels(source, str(status)).inc()
+
     def observe_api(self, operation: str, outcome: str, seconds: float, attempt: int) -> None:
         """Count one status page API attempt, its latency (seconds), and a retry when ``attempt`` > 1."""
         self.api_requests.labels(operation, outcome).inc()

@@ -54,9 +54,9 @@ rules:
       name: "Database degradation"
 """
 
-MAX_MODULES = 26
+MAX_MODULES = 25
 """Distinct bridge modules one webhook enters on its way to the create call (917999d: 26)."""
-MAX_UPWARD = 7
+MAX_UPWARD = 1
 """Distinct (caller, callee) function pairs where a lower layer calls a higher one (917999d: 7).
 
 Both are ceilings, stated in ARCHITECTURE.md ("One alert, request to API call"): lower them there
@@ -350,6 +350,18 @@ def test_layer_table_is_pyprojects() -> None:
     assert documented == [sorted(names) for names in layers()], (
         "ARCHITECTURE.md's layer table differs from pyproject.toml's layers contract"
     )
+
+
+def test_every_module_is_in_a_layer() -> None:
+    """import-linter checks only the modules a contract names: one in no layer is unchecked."""
+    package = ROOT / "bridge"
+    modules = sorted(
+        f"bridge.{p.stem if p.suffix == '.py' else p.name}"
+        for p in package.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").exists()
+    )
+    layered = layers()
+    assert [m for m in modules if layer_of(m, layered) is None] == [], "modules in no layer of pyproject.toml"
 
 
 # --- the recorder ---------------------------------------------------------------------------------

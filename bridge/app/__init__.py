@@ -59,7 +59,6 @@ def create_app(
     app[STOPPING] = asyncio.Event()
     app[IN_FLIGHT_KEY] = InFlight()
     app[ON_PASS] = on_pass or (lambda _report: None)
-    webhooks = app[METRICS].webhooks
     ingest = Ingest(
         lambda: app[STORE],
         WebhookAuth(
@@ -74,7 +73,7 @@ def create_app(
         max_body=settings.webhook_max_body_bytes,
         clock=clock,
         on_change=changed.set,
-        on_outcome=lambda source, status: webhooks.labels(source, str(status)).inc(),
+        on_outcome=app[METRICS].observe_webhook,
     )
     app.router.add_routes(health.routes())
     app.router.add_routes(ingest.routes())

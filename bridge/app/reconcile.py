@@ -19,7 +19,6 @@ from apscheduler.triggers.date import DateTrigger
 
 from bridge import pacing
 from bridge.app.publishing import CLIENT
-from bridge.app.rules import unresolved_hold
 from bridge.engine.breaker import Breaker
 from bridge.engine.executor import Backoff, Executor
 from bridge.engine.guard import GuardPolicy
@@ -95,8 +94,8 @@ async def reconciler_ctx(app: web.Application) -> AsyncIterator[None]:
         store=store,
         evaluate=rules.evaluate,
         relevant=rules.relevant,
-        rules_generation=lambda: rules.generation,
-        hold=lambda: unresolved_hold(health),
+        rules_generation=rules.current_generation,
+        hold=rules.hold,
         executor=executor,
         clock=clock,
         policy=Policy(coalesce_window=s.coalesce_window, key_scope=await store_identity(store)),

@@ -30,14 +30,8 @@ from bridge.web.resources import CHANGED, HEALTH, METRICS, RULES, SETTINGS, STOR
 log = get_logger(__name__)
 
 UNRESOLVED = "rules_unresolved"
-"""The ``/readyz`` warning while the rules' names wait for the pages; publication holds meanwhile."""
-
-
-def unresolved_hold(health: Health) -> str | None:
-    """Why every publication holds while the rules' names are unresolved, or ``None``."""
-    if UNRESOLVED in health.warnings:
-        return "the status pages could not be read yet: names in the rules are unresolved"
-    return None
+"""The ``/readyz`` warning while the rules' names wait for the pages (``RulesHolder.unresolved``:
+publication holds meanwhile)."""
 
 
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -80,6 +74,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
         rules = app[RULES] = RulesHolder(path, directory=directory, on_reload=reloaded, on_error=failed)
     except RulesError as exc:
         raise SettingsError(f"STATUSBRIDGE_RULES_PATH: {exc}") from exc
+    rules.unresolved = UNRESOLVED in health.warnings
     metrics.rules_ok.set(1)
     watcher = asyncio.create_task(_watch(rules, windows, health, client))
     yield
@@ -93,7 +88,7 @@ async def _watch(
 ) -> None:
     while True:
         await asyncio.sleep(pacing.RULES_WATCH)
-        if UNRESOLVED in health.warnings and client is not None:
+        if rules.unresolved and client is not None:
             await _resolve_names(rules, windows, health, client)
         if rules.changed_on_disk():
             rules.reload()
@@ -110,6 +105,7 @@ async def _resolve_names(
         return
     rules.directory = directory
     windows.directory = directory
+    rules.unresolved = False
     health.warnings.pop(UNRESOLVED, None)
     log.info("status pages read: rule names resolved")
     rules.reload()

@@ -39,6 +39,8 @@ class RulesHolder:
         self.current = load_rules(path, directory)
         self.last_error: str | None = None
         self.generation = 1
+        self.unresolved = False
+        """Set while the pages could not be read: names in the rules are unresolved (``hold``)."""
         self._stamp = self._fingerprint()
         self._reported: set[tuple[str, str]] = set()
 
@@ -56,6 +58,16 @@ class RulesHolder:
     def relevant(self, alert: Alert) -> bool:
         """Whether any rule in force looks at the alert (a pass keeps only these in memory)."""
         return any(rule.matches(alert) for rule in self.current.rules)
+
+    def current_generation(self) -> int:
+        """``generation``, for whoever asks each pass (the guard tells reload-caused opens apart)."""
+        return self.generation
+
+    def hold(self) -> str | None:
+        """Why nothing may be published now, or ``None``: names unresolved mean unknown targets."""
+        if self.unresolved:
+            return "the status pages could not be read yet: names in the rules are unresolved"
+        return None
 
     def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         try:
@@ -110,6 +122,14 @@ class NoRules:
     def relevant(self, _alert: Alert) -> bool:
         """No rule looks at any alert."""
         return False
+
+    def current_generation(self) -> int:
+        """Always 0."""
+        return 0
+
+    def hold(self) -> str | None:
+        """Never: with no rule nothing is published anyway."""
+        return None
 
     def changed_on_disk(self) -> bool:
         """There is no file to change."""
