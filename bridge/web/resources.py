@@ -52,14 +52,14 @@ CHANGED = web.AppKey("changed", asyncio.Event)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 """Set once shutdown begins: ``/readyz`` turns 503 and the loops end (``create_app``)."""
 STORE = web.AppKey("store", Store)
-"""The open store, migrated (``_store_ctx``, closed last)."""
+"""The open store, migrated (``bridge.app.store``, closed last)."""
 RULES: web.AppKey[RulesHolder | NoRules] = web.AppKey("rules")
-"""The rules in force, or ``NO_RULES`` without a rules path (``_rules_ctx``)."""
+"""The rules in force, or ``NO_RULES`` without a rules path (``bridge.app.rules``)."""
 WINDOWS = web.AppKey("windows", WindowSource)
-"""Where the reconciler and the admin API get maintenance windows (``_windows_ctx``)."""
+"""Where the reconciler and the admin API get maintenance windows (``bridge.app.rules``)."""
 RECONCILER = web.AppKey("reconciler", Reconciler)
 """The reconciler, whose ``last`` pass report ``/api/v1/state`` and ``/metrics`` show."""
 LEADING = web.AppKey("leading", asyncio.Event)
-"""Set while this replica holds the reconcile lease (always, on SQLite) (``_reconciler_ctx``)."""
+"""Set while this replica holds the reconcile lease (always, on SQLite) (``bridge.app.reconcile``)."""
 RECONCILE_TASK: web.AppKey[asyncio.Task[Any]] = web.AppKey("reconcile_task")
-"""The leader loop around the reconcile loop, for shutdown and tests (``_reconciler_ctx``)."""
+"""The leader loop around the reconcile loop, for shutdown and tests (``bridge.app.reconcile``)."""
