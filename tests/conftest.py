@@ -9,20 +9,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from aiohttp import web
 
 from bridge.app import create_app as create_bridge_app
-from bridge.sandbox.app import Exchange, create_app
+from bridge.sandbox.app import SANDBOX_KEY, Exchange, create_app
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.web.resources import STORE
+from bridge.web.resources import RECONCILE_TASK, RECONCILER, STOPPING, STORE
 from tests.openapi_contract import validate_request, validate_response
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_PATH = ROOT / "bridge" / "sandbox" / "seed.yaml"  # the built-in seed; rules/sandbox/ links to it
 FIXTURES = ROOT / "tests" / "fixtures"  # data from outside, each with its origin (README.md there)
+PG_URL = os.environ.get("STATUSBRIDGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PAGE_ID = "01HSANDBOXPAGE000000000000"
 BIG_PAGE_ID = "01HSANDBOXBIGPAGE000000000"
 COMPONENTS = {
@@ -228,3 +230,72 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
 @pytest.fixture
 async def server(server_factory: ServerFactory) -> Server:
     return await server_factory()
+
+
+# --- the serve app against the sandbox, passes driven by the test --------------------------------
+
+BRIDGE_RULES = """
+status_page: "Acme Status"
+defaults: {resolve_after: 1m}
+rules:
+  - name: watchdog
+    matchers: ['alertname = "Watchdog"']
+    heartbeat: {timeout: 5m}
+  - name: svc
+    matchers: ['alertname = "Down"']
+    components: ["API"]
+    status: full_outage
+    group_by: [service]
+    incident:
+      name: "{{ labels.service }} is down"
+"""
+ADMIN = "admin-token-for-tests"
+
+Bridge = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+def bridge(server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path) -> Bridge:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BRIDGE_RULES)
+
+    async def start(**settings: Any) -> Server:
+        values: dict[str, Any] = {
+            "rules_path": str(rules),
+            "incidentio_api_key": sandbox.writer_token,
+            "incidentio_base_url": sandbox.url,
+            "admin_token": ADMIN,
+            "coalesce_window": "0s",
+            "reconcile_interval": "1h",
+            **settings,
+        }
+        server = await server_factory(**values)
+        server.clock.now = sandbox.clock.now
+        server.app[STOPPING].set()  # the test drives the passes: let the start-up pass finish first
+        await server.app[RECONCILE_TASK]
+        return server
+
+    return start
+
+
+async def fire(server: Server, service: str, *, status: str = "firing", name: str = "Down") -> None:
+    alert: dict[str, Any] = {
+        "status": status,
+        "labels": {"alertname": name, "service": service},
+        "startsAt": "2026-11-23T11:00:00Z",
+    }
+    if status == "resolved":
+        alert["endsAt"] = "2026-11-23T11:30:00Z"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            server.url + "/webhooks/alertmanager", json={"version": "4", "alerts": [alert]}
+        ) as r:
+            assert r.status == 200, await r.text()
+
+
+async def reconcile(server: Server) -> Any:
+    return await server.app[RECONCILER].reconcile_once()
+
+
+def page_incidents(sb: SandboxServer) -> list[Any]:
+    return list(sb.app[SANDBOX_KEY].state.incidents.values())

@@ -14,8 +14,17 @@ import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.web.resources import SETTINGS
-from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server
-from tests.test_operations import ADMIN, Bridge, bridge, fire, page_incidents, reconcile  # noqa: F401 (bridge is a fixture)
+from tests.conftest import (
+    ADMIN,
+    COMPONENTS,
+    PAGE_ID,
+    Bridge,
+    SandboxServer,
+    Server,
+    fire,
+    page_incidents,
+    reconcile,
+)
 
 T = "2026-11-23T{}:00+00:00"
 

@@ -7,7 +7,6 @@ so each test drives reconcile passes itself and time moves only when the test sa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,84 +16,29 @@ import pytest
 from bridge.engine.reconciler import Reconciler
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import SettingsError
-from bridge.web.resources import CHANGED, RECONCILE_TASK, RECONCILER, SETTINGS, STOPPING
-from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, Server, ServerFactory
-
-RULES = """
-status_page: "Acme Status"
-defaults: {resolve_after: 1m}
-rules:
-  - name: watchdog
-    matchers: ['alertname = "Watchdog"']
-    heartbeat: {timeout: 5m}
-  - name: svc
-    matchers: ['alertname = "Down"']
-    components: ["API"]
-    status: full_outage
-    group_by: [service]
-    incident:
-      name: "{{ labels.service }} is down"
-"""
-ADMIN = "admin-token-for-tests"
-
-Bridge = Callable[..., Awaitable[Server]]
-
-
-@pytest.fixture
-def bridge(server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path) -> Bridge:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-
-    async def start(**settings: Any) -> Server:
-        values: dict[str, Any] = {
-            "rules_path": str(rules),
-            "incidentio_api_key": sandbox.writer_token,
-            "incidentio_base_url": sandbox.url,
-            "admin_token": ADMIN,
-            "coalesce_window": "0s",
-            "reconcile_interval": "1h",
-            **settings,
-        }
-        server = await server_factory(**values)
-        server.clock.now = sandbox.clock.now
-        server.app[STOPPING].set()  # the test drives the passes: let the start-up pass finish first
-        await server.app[RECONCILE_TASK]
-        return server
-
-    return start
-
-
-async def fire(server: Server, service: str, *, status: str = "firing", name: str = "Down") -> None:
-    alert: dict[str, Any] = {
-        "status": status,
-        "labels": {"alertname": name, "service": service},
-        "startsAt": "2026-11-23T11:00:00Z",
-    }
-    if status == "resolved":
-        alert["endsAt"] = "2026-11-23T11:30:00Z"
-    async with aiohttp.ClientSession() as s:
-        async with s.post(
-            server.url + "/webhooks/alertmanager", json={"version": "4", "alerts": [alert]}
-        ) as r:
-            assert r.status == 200, await r.text()
+from bridge.web.resources import CHANGED, RECONCILER, SETTINGS
+from tests.conftest import (
+    ADMIN,
+    COMPONENTS,
+    PAGE_ID,
+    Bridge,
+    SandboxServer,
+    Server,
+    ServerFactory,
+    fire,
+    page_incidents,
+    reconcile,
+)
 
 
 def _reconciler(server: Server) -> Reconciler:
     return server.app[RECONCILER]
 
 
-async def reconcile(server: Server) -> Any:
-    return await server.app[RECONCILER].reconcile_once()
-
-
 async def admin(server: Server, method: str, path: str) -> tuple[int, Any]:
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ADMIN}"}) as s:
         async with s.request(method, server.url + path) as r:
             return r.status, await r.json()
-
-
-def page_incidents(sb: SandboxServer) -> list[Any]:
-    return list(sb.app[SANDBOX_KEY].state.incidents.values())
 
 
 async def human(sb: SandboxServer, path: str, body: dict[str, Any], method: str = "POST") -> None:

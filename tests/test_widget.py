@@ -10,9 +10,8 @@ import aiohttp
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.web.resources import SETTINGS
 from bridge.web.widget import CACHE_KEY
-from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
+from tests.conftest import COMPONENTS, PAGE_ID, Bridge, SandboxServer, fire, reconcile
 from tests.e2e.harness import free_port
-from tests.test_operations import Bridge, bridge, fire, reconcile  # noqa: F401 (bridge is a fixture)
 
 
 async def test_proxy_caches_with_etag_and_coalesces(bridge: Bridge, sandbox: SandboxServer) -> None:

@@ -18,13 +18,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
+
+from bridge.sandbox.app import SANDBOX_KEY
+from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
 
 ALERTMANAGER_BIN = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
@@ -235,3 +238,104 @@ def serve_process(tmp: Path, db: Path, **env: str) -> tuple[Process, str]:
     return Process(
         statusbridge_argv("serve"), tmp / "serve.log", env={**settings, **env}
     ), f"http://127.0.0.1:{port}"
+
+
+# --- statusbridge serve against the in-process sandbox (the e2e and HA tests) ----------------------
+
+RULES = """
+status_page: "Acme Status"
+defaults:
+  open_after: 0s
+  resolve_after: 1s
+rules:
+  - name: api
+    matchers: ['alertname = "APIDown"']
+    components: ["API"]
+    status:
+      from_label: severity
+      map: {critical: full_outage, warning: degraded_performance}
+    incident:
+      name: "API problems"
+      message: "We are investigating API errors."
+  - name: web
+    matchers: ['alertname = "FrontendErrors"']
+    components: ["Web/Dashboard"]
+    status: partial_outage
+"""
+
+BEARER = "e2e-webhook-token"
+ADMIN = "e2e-admin-token"
+
+
+class Bridge:
+    def __init__(self, tmp: Path, sandbox: SandboxServer, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (tmp / "rules.yaml").write_text(RULES)
+        self.env = {
+            "STATUSBRIDGE_PORT": str(self.port),
+            "STATUSBRIDGE_RULES_PATH": str(tmp / "rules.yaml"),
+            "STATUSBRIDGE_STORE_URL": f"sqlite:///{tmp / 'bridge.db'}",
+            "STATUSBRIDGE_INCIDENTIO_API_KEY": sandbox.writer_token,
+            "STATUSBRIDGE_INCIDENTIO_BASE_URL": sandbox.url,
+            "STATUSBRIDGE_INCIDENTIO_TIMEOUT": "5s",
+            "STATUSBRIDGE_WEBHOOK_BEARER_TOKEN": BEARER,
+            "STATUSBRIDGE_ADMIN_TOKEN": ADMIN,
+            "STATUSBRIDGE_COALESCE_WINDOW": "200ms",
+            "STATUSBRIDGE_RECONCILE_INTERVAL": "1s",
+            "STATUSBRIDGE_LOG_FORMAT": "json",
+            **env,
+        }
+        self.tmp = tmp
+        self.process: Process | None = None
+
+    async def start(self) -> None:
+        self.process = Process(statusbridge_argv("serve"), self.tmp / "bridge.log", env=self.env)
+        self.process.start()
+        await wait_http(self.url + "/healthz", proc=self.process.proc)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+
+    def stop(self) -> int | None:
+        return self.process.stop() if self.process else None
+
+    async def post(self, alerts: list[dict[str, Any]]) -> None:
+        body = {"version": "4", "status": "firing", "receiver": "t", "groupKey": "{}:{}", "alerts": alerts}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(
+                self.url + "/webhooks/alertmanager", json=body, headers={"Authorization": f"Bearer {BEARER}"}
+            ) as r:
+                assert r.status == 200, await r.text()
+
+    async def state(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(self.url + "/api/v1/state", headers={"Authorization": f"Bearer {ADMIN}"}) as r:
+                assert r.status == 200
+                return dict(await r.json())
+
+
+def incidents(sb: SandboxServer) -> list[Any]:
+    return list(sb.app[SANDBOX_KEY].state.incidents.values())
+
+
+def component(sb: SandboxServer, name: str) -> str:
+    return sb.app[SANDBOX_KEY].state.component_status(PAGE_ID, COMPONENTS[name])
+
+
+async def until(
+    what: str, check: Callable[[], bool], timeout: float = 30.0, logs: Callable[[], str] | None = None
+) -> None:
+    """Wait for the system under test (real processes) to reach a state."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}\n{logs() if logs else ''}")
+        await asyncio.sleep(0.05)
+
+
+async def fault(sb: SandboxServer, **spec: Any) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.post(sb.url + "/_sandbox/faults", json=spec) as r:
+            assert r.status == 200

@@ -18,9 +18,8 @@ import asyncpg
 import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
-from tests.conftest import SandboxServer
-from tests.e2e.test_serve_e2e import Bridge, component, incidents, until
-from tests.store.test_contract import PG_URL
+from tests.conftest import PG_URL, SandboxServer
+from tests.e2e.harness import Bridge, component, incidents, until
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ from bridge.store import StoreError, open_store
 from bridge.store.base import Lease
 from bridge.store.postgres import PostgresStore, StaleLeaderError, lease_lock
 from bridge.timeline.clock import VirtualTimeLoop
-from tests.store.test_contract import PG_URL
+from tests.conftest import PG_URL
 
 
 def epoch_of(lease: Lease) -> int | None:

@@ -43,7 +43,7 @@ from bridge.domain import ComponentStatus, IncidentStatus, PublishedGroup
 from bridge.web.resources import METRICS, RECONCILE_TASK, RECONCILER, STOPPING
 from tests.conftest import Server, ServerFactory
 from tests.e2e.harness import Process, serve_process, wait_http
-from tests.ingest.test_hostile import am_body, json_values, payloads
+from tests.ingest.hostile import am_body, json_values, payloads
 from tests.resilience.conftest import Scale
 
 pytestmark = [pytest.mark.resilience]

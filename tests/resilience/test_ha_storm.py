@@ -16,10 +16,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import SandboxFactory, SandboxServer
+from tests.conftest import PG_URL, SandboxFactory, SandboxServer
 from tests.resilience.conftest import Scale
 from tests.resilience.drill import Daemon, Sender, converge, count_incidents, make_storm
-from tests.store.test_contract import PG_URL
 
 pytestmark = [pytest.mark.resilience, pytest.mark.e2e]
 

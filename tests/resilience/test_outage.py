@@ -19,7 +19,7 @@ import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
 from tests.conftest import SandboxServer
-from tests.e2e.test_serve_e2e import fault
+from tests.e2e.harness import fault
 from tests.resilience.conftest import Scale
 from tests.resilience.drill import Daemon, Sender, converge, count_incidents, make_storm
 

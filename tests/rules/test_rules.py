@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -15,31 +13,10 @@ from structlog.testing import capture_logs
 from bridge.domain import Alert, AlertStatus, ComponentStatus, PageComponent, PageDirectory, PageInfo, Source
 from bridge.rules import RulesError, RulesHolder, load_rules
 from bridge.rules.matchers import MatcherError, parse_matcher
-from tests.conftest import SEED_PATH
+from tests.rules.directory import directory_from_seed
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def directory_from_seed() -> PageDirectory:
-    seed = yaml.safe_load(SEED_PATH.read_text())
-    pages = []
-    for p in seed["status_pages"]:
-        comps: list[PageComponent] = []
-
-        def walk(items: list[dict[str, Any]], sub: str | None) -> None:
-            for item in items:
-                if "component" in item:
-                    comps.append(PageComponent(item["component"]["id"], item["component"]["name"], None, sub))
-                elif "group" in item:
-                    for c in item["group"]["components"]:
-                        comps.append(PageComponent(c["id"], c["name"], item["group"]["name"], sub))
-                elif "sub_page" in item:
-                    walk(item["sub_page"]["items"], item["sub_page"]["name"])
-
-        walk(p["structure"], None)
-        pages.append(PageInfo(p["id"], p["name"], tuple(comps)))
-    return PageDirectory(tuple(pages))
 
 
 def alert(labels: dict[str, str], status: AlertStatus = AlertStatus.FIRING, fp: str | None = None) -> Alert:

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -16,69 +14,20 @@ import pytest
 
 from bridge.domain import (
     ActionRecord,
-    Alert,
     AlertStatus,
     ComponentStatus,
     GroupSettings,
     IncidentStatus,
     NotifyPolicy,
     PublishedGroup,
-    Source,
     Timings,
 )
 from bridge.store import Store, StoreError, open_store, store_identity
 from bridge.store.base import STORE_IDENTITY, group_from_json, group_to_json
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore, migrations
-
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-BACKENDS = ["sqlite", "postgresql"]
-PG_URL = os.environ.get("STATUSBRIDGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-StoreFactory = Callable[[], Awaitable[Store]]
-
-
-@pytest.fixture(params=BACKENDS)
-async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    opened: list[Store] = []
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else f"{PG_URL}?schema={schema}"
-
-    async def make() -> Store:
-        store = await open_store(url)
-        opened.append(store)
-        return store
-
-    yield make
-    for s in opened:
-        await s.close()
-    if request.param == "postgresql":
-        conn = await asyncpg.connect(PG_URL)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-
-@pytest.fixture
-async def store(store_factory: StoreFactory) -> Store:
-    return await store_factory()
-
-
-def alert(
-    fp: str = "f1", status: AlertStatus = AlertStatus.FIRING, starts: datetime = T0, received: datetime = T0
-) -> Alert:
-    return Alert(
-        source=Source.ALERTMANAGER,
-        fingerprint=fp,
-        labels={"alertname": fp},
-        annotations={"summary": "s"},
-        status=status,
-        starts_at=starts,
-        ends_at=None if status is AlertStatus.FIRING else starts + timedelta(minutes=1),
-        generator_url="",
-        received_at=received,
-    )
+from tests.conftest import PG_URL
+from tests.store.conftest import T0, StoreFactory, alert
 
 
 async def test_upsert_is_idempotent_and_reports_changes(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""More of the store contract for alerts, run on every backend of ``test_contract.BACKENDS``: the
+"""More of the store contract for alerts, run on every backend of ``conftest.BACKENDS``: the
 orders in which Alertmanager's retries, repeats and replicas really deliver, the TTL boundary, and
 concurrent deliveries of the same instances."""
 
@@ -10,9 +10,7 @@ from datetime import timedelta
 
 from bridge.domain import AlertStatus, Source
 from bridge.store import Store
-from tests.store.test_contract import T0, StoreFactory, alert, store, store_factory
-
-__all__ = ["store", "store_factory"]  # the parametrized fixtures, shared with test_contract
+from tests.store.conftest import T0, StoreFactory, alert
 
 MIN = timedelta(minutes=1)
 TTL = timedelta(hours=8)

@@ -19,7 +19,7 @@ from bridge.rules import load_rules
 from bridge.store import store_identity
 from bridge.store.sqlite import SQLiteStore, migrations
 from tests.conftest import FIXTURES
-from tests.rules.test_rules import directory_from_seed
+from tests.rules.directory import directory_from_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
