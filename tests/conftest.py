@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ from bridge.app import create_app as create_bridge_app
 from bridge.sandbox.app import SANDBOX_KEY, Exchange, create_app
 from bridge.settings import Settings
 from bridge.store import Store
+from bridge.timeline.clock import VirtualTimeLoop, scheduler_on
 from bridge.web.resources import RECONCILE_TASK, RECONCILER, STOPPING, STORE
 from tests.openapi_contract import validate_request, validate_response
 
@@ -299,3 +302,61 @@ async def reconcile(server: Server) -> Any:
 
 def page_incidents(sb: SandboxServer) -> list[Any]:
     return list(sb.app[SANDBOX_KEY].state.incidents.values())
+
+
+# --- one fake time -----------------------------------------------------------------------------
+
+FAKE_START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+"""Where the fake time starts: the same instant as :class:`FakeClock`'s and the sandbox's."""
+
+
+@dataclass(frozen=True)
+class FakeTime:
+    """One fake time for ``now()`` and ``sleep()``: the test's event loop runs on virtual time
+    (:class:`bridge.timeline.clock.VirtualTimeLoop`, our own looptime). ``asyncio.sleep``,
+    ``wait_for`` timeouts and ``loop.time()`` are virtual, and :meth:`now` is derived from the same
+    clock, so whatever a component waits for passes at once, and exactly: when nothing is running
+    and no I/O or worker thread is in flight, the clock jumps to the next timer.
+
+    Only for work in this process: the clock does not wait for another process (PostgreSQL, a
+    subprocess), so a timeout around such a call would fire early."""
+
+    loop: VirtualTimeLoop
+
+    def now(self) -> datetime:
+        """The virtual wall clock (inject it as a component's ``clock``)."""
+        return self.loop.now()
+
+    def time(self) -> float:
+        """The virtual monotonic clock, ``loop.time()``: seconds since the test started."""
+        return self.loop.time()
+
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep`` (inject it as a component's ``sleep``): it passes virtual time only."""
+        await asyncio.sleep(seconds)
+
+    async def settle(self) -> None:
+        """Return once everything due now has run, before the clock moves on."""
+        await self.loop.settle()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """A test that asks for ``fake_time`` runs, with its async fixtures, on a virtual-time loop."""
+    if "fake_time" in getattr(item, "fixturenames", ()):
+        return {"virtual": lambda: VirtualTimeLoop(FAKE_START)}
+    return {"real": asyncio.new_event_loop}
+
+
+@pytest.fixture
+async def fake_time() -> AsyncIterator[FakeTime]:
+    """The test's loop on virtual time (see :class:`FakeTime`), APScheduler reading it too, and the
+    ``random`` module seeded (back-off jitter and probes take the same path every run)."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop), "pytest_asyncio_loop_factories gives fake_time tests its loop"
+    state = random.getstate()
+    random.seed(0)
+    try:
+        with scheduler_on(loop):
+            yield FakeTime(loop)
+    finally:
+        random.setstate(state)

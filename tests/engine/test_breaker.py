@@ -1,10 +1,12 @@
-"""The provider-wide breaker: pure state with ``now`` injected."""
+"""The provider-wide breaker: pure state with ``now`` injected, and driven on the one fake time."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bridge.engine.breaker import Breaker
+from tests.conftest import FakeTime
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -60,3 +62,23 @@ def test_retry_after_sets_the_next_probe_neither_sooner_nor_later() -> None:
         b.failed(at(0))
     assert b.failed(at(0), retry_after=7) == at(7)
     assert b.failed(at(0), retry_after=1) == at(1), "not the grown back-off: the provider said when"
+
+
+async def test_probes_on_the_one_fake_time_follow_the_doubling_schedule(fake_time: FakeTime) -> None:
+    """A caller that waits for the breaker as the executor does (sleep until ``blocked_until``, then
+    ask): every probe fails, so probes go 0.5, 1, 2, 2 s apart; then one succeeds and all pass."""
+    b = Breaker(interval=0.5, cap=2.0)
+    b.failed(fake_time.now())
+    probes: list[float] = []
+    while len(probes) < 4:
+        until = b.blocked_until(fake_time.now())
+        if until is not None:
+            await asyncio.sleep((until - fake_time.now()).total_seconds())
+        assert b.admit(fake_time.now())
+        assert not b.admit(fake_time.now()), "one probe at a time"
+        probes.append(fake_time.time())
+        b.failed(fake_time.now())
+    assert probes == [0.5, 1.5, 3.5, 5.5]
+    await asyncio.sleep(2.0)
+    assert b.admit(fake_time.now()) and b.succeeded() is True
+    assert all(b.admit(fake_time.now()) for _ in range(3)), "closed: everything goes"

@@ -1,7 +1,7 @@
 """Leader election (bridge/engine/leadership.py) in-process.
 
-The loop is run on the timeline runner's virtual-time loop, one fake time for both ``now()`` and
-``sleep()``, against the store's own leases. SQLite's lease is always held. PostgreSQL's is a
+The SQLite cases run on the one fake time (the ``fake_time`` fixture: both ``now()`` and
+``sleep()``), against the store's own leases. SQLite's lease is always held. PostgreSQL's is a
 session lock on the real server of this machine, one schema per test, taken over for real when
 the leader's session is killed. A PostgreSQL round trip is I/O outside the process, which the
 virtual clock does not wait for, so the PostgreSQL cases run in real time with a short retry.
@@ -12,19 +12,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from bridge import pacing
 from bridge.domain import PublishedGroup
 from bridge.engine.leadership import lead
-from bridge.store import StoreError, open_store
+from bridge.store import Store, StoreError, open_store
 from bridge.store.base import Lease
 from bridge.store.postgres import PostgresStore, StaleLeaderError, lease_lock
-from bridge.timeline.clock import VirtualTimeLoop
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, FakeTime
 
 
 def epoch_of(lease: Lease) -> int | None:
@@ -56,38 +55,69 @@ class Terms:
             raise
 
 
-def test_on_sqlite_one_term_lasts_the_whole_run(tmp_path: Path) -> None:
-    loop = VirtualTimeLoop(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield store
+    await store.close()
+
+
+async def test_on_sqlite_one_term_lasts_the_whole_run(fake_time: FakeTime, sqlite_store: Store) -> None:
     terms = Terms()
-
-    async def scenario() -> None:
-        store = await open_store(f"sqlite:///{tmp_path / 'store.db'}")
-        stopping, lost = asyncio.Event(), asyncio.Event()
-        lease = store.lease("me", on_lost=lost.set)
-        task = asyncio.create_task(
-            lead(
-                lease,
-                lost,
-                terms.term,
-                stopping,
-                on_elected=lambda: terms.leading.append(True),
-                on_deposed=lambda: terms.leading.append(False),
-            )
+    stopping, lost = asyncio.Event(), asyncio.Event()
+    lease = sqlite_store.lease("me", on_lost=lost.set)
+    task = asyncio.create_task(
+        lead(
+            lease,
+            lost,
+            terms.term,
+            stopping,
+            on_elected=lambda: terms.leading.append(True),
+            on_deposed=lambda: terms.leading.append(False),
         )
-        await asyncio.sleep(3600)  # an hour of virtual time: no second term, no re-election
-        assert epoch_of(lease) == 0
-        stopping.set()
-        await task
-        assert epoch_of(lease) is None
-        await store.close()
-
-    try:
-        loop.run_until_complete(scenario())
-    finally:
-        loop.close()
+    )
+    await asyncio.sleep(3600)  # an hour of virtual time: no second term, no re-election
+    assert epoch_of(lease) == 0
+    stopping.set()
+    await task
+    assert epoch_of(lease) is None
     assert terms.started == [0.0]
     assert terms.ended == [(3600.0, "stopped")]  # a clean stop ends the term, it is not cancelled
     assert terms.leading == [True, False]
+
+
+async def test_a_lost_lease_ends_the_term_at_once_and_is_sought_again_every_retry(
+    fake_time: FakeTime, sqlite_store: Store
+) -> None:
+    """The lease says it is lost (its ``on_lost``): the term is cancelled at that instant, and
+    the loop asks for the lease again ``retry`` seconds later (SQLite's is granted again)."""
+    terms = Terms()
+    stopping, lost = asyncio.Event(), asyncio.Event()
+    lease = sqlite_store.lease("me", on_lost=lost.set)
+    task = asyncio.create_task(
+        lead(
+            lease,
+            lost,
+            terms.term,
+            stopping,
+            on_elected=lambda: terms.leading.append(True),
+            on_deposed=lambda: terms.leading.append(False),
+        )
+    )
+    await asyncio.sleep(100)
+    lost.set()
+    await asyncio.sleep(pacing.LEASE_RETRY / 2)
+    assert terms.ended == [(100.0, "cancelled")], "a deposed leader stops publishing at once"
+    assert terms.leading == [True, False]
+    await asyncio.sleep(pacing.LEASE_RETRY)
+    assert terms.started == [0.0, 100.0 + pacing.LEASE_RETRY], "re-elected at the next retry"
+    assert terms.leading == [True, False, True]
+    await asyncio.sleep(1000)
+    stopping.set()
+    await task
+    assert fake_time.time() == 1100.0 + pacing.LEASE_RETRY * 1.5, "stopping ends the wait at once"
+    assert terms.ended[1:] == [(1100.0 + pacing.LEASE_RETRY * 1.5, "stopped")]
+    assert terms.leading == [True, False, True, False]
 
 
 @pytest.fixture

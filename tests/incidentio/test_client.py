@@ -51,6 +51,9 @@ def make_client(
     sb: SandboxServer, session: aiohttp.ClientSession, sleeps: Sleeps | None = None, **kw: Any
 ) -> StatusPageClient:
     sleeps = sleeps or Sleeps()
+    # The bucket's clock is the same fake time as its sleep: with a real clock, a paused bucket
+    # would spin the no-op sleep until real time caught up.
+    kw.setdefault("rate_limiter", TokenBucket(sleep=sleeps, clock=sleeps.now))
     return StatusPageClient(session, kw.pop("key", sb.writer_token), base_url=sb.url, sleep=sleeps, **kw)
 
 
@@ -279,7 +282,7 @@ async def test_429_honours_retry_after(sandbox: SandboxServer, session: aiohttp.
     land on whatever a person posted meanwhile, so the caller gets the error, re-plans and reads the
     incident back first. Either way the next request waits for ``Retry-After``."""
     sleeps = Sleeps()
-    client = make_client(sandbox, session, sleeps, rate_limiter=TokenBucket(sleep=sleeps, clock=sleeps.now))
+    client = make_client(sandbox, session, sleeps)
     await fault(
         sandbox,
         session,
@@ -381,7 +384,12 @@ async def test_timeouts(sandbox: SandboxServer, session: aiohttp.ClientSession) 
 async def test_connection_refused_before_sending_is_retried(session: aiohttp.ClientSession) -> None:
     sleeps = Sleeps()
     client = StatusPageClient(
-        session, "k", base_url="http://127.0.0.1:9", sleep=sleeps, retry=RetryPolicy(attempts=2)
+        session,
+        "k",
+        base_url="http://127.0.0.1:9",
+        sleep=sleeps,
+        rate_limiter=TokenBucket(sleep=sleeps, clock=sleeps.now),
+        retry=RetryPolicy(attempts=2),
     )
     with pytest.raises(Exception) as exc:
         await client.create_incident_update(incident_id="i", message="m")
@@ -395,7 +403,7 @@ async def test_client_bucket_avoids_429s(
     sb = await sandbox_factory(rate_limit=True, rate_capacity=5, rate_refill=1.0)
     sleeps = Sleeps()
     # The provider's bucket is what counts; the low X-RateLimit-Remaining caps ours.
-    bucket = TokenBucket(capacity=1200, refill_per_second=20, sleep=sleeps, clock=lambda: 0.0)
+    bucket = TokenBucket(capacity=1200, refill_per_second=20, sleep=sleeps, clock=sleeps.now)
     client = make_client(sb, session, sleeps, rate_limiter=bucket)
     for _ in range(4):
         await client.list_status_pages()

@@ -1,51 +1,72 @@
-"""Pure parts of the client: the token bucket on a fake clock, and lenient models."""
+"""Pure parts of the client: the token bucket on the one fake time (``fake_time``), and lenient models."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import pytest
 
 from bridge.incidentio.ratelimit import TokenBucket
+from tests.conftest import FakeTime
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.t += s
+def bucket(fake_time: FakeTime, **kw: Any) -> TokenBucket:
+    """A bucket on the one fake time: its clock and its sleep are the virtual loop's."""
+    return TokenBucket(clock=fake_time.time, sleep=fake_time.sleep, **kw)
 
 
-async def test_burst_then_refill_rate() -> None:
-    c = Clock()
-    b = TokenBucket(capacity=3, refill_per_second=2, clock=c, sleep=c.sleep)
+async def test_burst_then_refill_rate(fake_time: FakeTime) -> None:
+    b = bucket(fake_time, capacity=3, refill_per_second=2)
     for _ in range(3):
         assert await b.acquire() == 0
     assert await b.acquire() == 0.5
-    assert c.t == 0.5
+    assert fake_time.time() == 0.5, "the wait was the refill of one token, no more"
+    assert await b.acquire() == 0.5
+    assert fake_time.time() == 1.0
 
 
-async def test_pause_from_retry_after() -> None:
-    c = Clock()
-    b = TokenBucket(capacity=10, refill_per_second=10, clock=c, sleep=c.sleep)
+async def test_tokens_refill_while_nobody_asks(fake_time: FakeTime) -> None:
+    b = bucket(fake_time, capacity=10, refill_per_second=10)
+    for _ in range(10):
+        await b.acquire()
+    assert b.tokens == 0
+    await asyncio.sleep(0.5)
+    assert b.tokens == 5
+    await asyncio.sleep(60)
+    assert b.tokens == 10, "never more than the capacity"
+
+
+async def test_pause_from_retry_after(fake_time: FakeTime) -> None:
+    b = bucket(fake_time, capacity=10, refill_per_second=10)
     b.pause(4)
-    await b.acquire()
-    assert c.t >= 4
+    assert b.delay() == 4
+    assert await b.acquire() == 4
+    assert fake_time.time() == 4
 
 
-async def test_low_remaining_caps_tokens() -> None:
-    c = Clock()
-    b = TokenBucket(capacity=1200, refill_per_second=20, clock=c, sleep=c.sleep, low_water=20)
+async def test_queued_callers_are_served_in_turn_at_the_refill_rate(fake_time: FakeTime) -> None:
+    b = bucket(fake_time, capacity=2, refill_per_second=1)
+    served: list[tuple[int, float]] = []
+
+    async def caller(n: int) -> None:
+        await b.acquire()
+        served.append((n, fake_time.time()))
+
+    await asyncio.gather(*(caller(n) for n in range(5)))
+    assert served == [(0, 0.0), (1, 0.0), (2, 1.0), (3, 2.0), (4, 3.0)]
+
+
+async def test_low_remaining_caps_tokens(fake_time: FakeTime) -> None:
+    b = bucket(fake_time, capacity=1200, refill_per_second=20, low_water=20)
     b.observe({"X-RateLimit-Remaining": "500"})
     assert b.tokens == 1200
     b.observe({"X-RateLimit-Remaining": "3"})
     assert b.tokens == 2
     b.observe({"X-RateLimit-Remaining": "garbage"})
     assert b.tokens == 2
+    assert await b.acquire() == 0 and await b.acquire() == 0
+    assert await b.acquire() == 0.05, "then the refill paces it"
 
 
 def test_rejects_nonsense() -> None:
