@@ -133,11 +133,20 @@ class Demo:
                 await asyncio.sleep(0.05)
 
 
-async def start_demo(statusbridge: Sequence[str], log_path: Path, *, cwd: Path | None = None) -> Demo:
+async def start_demo(
+    statusbridge: Sequence[str],
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Demo:
     """Start ``statusbridge demo`` on free ports and read what it printed."""
     port, sandbox_port = free_port(), free_port()
     process = Process(
-        [*statusbridge, "demo", "--port", str(port), "--sandbox-port", str(sandbox_port)], log_path, cwd=cwd
+        [*statusbridge, "demo", "--port", str(port), "--sandbox-port", str(sandbox_port)],
+        log_path,
+        env=env or {},
+        cwd=cwd,
     )
     process.start()
     try:

@@ -9,6 +9,7 @@ package of that name from an index; its dependencies come from the index as a us
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import venv
@@ -25,8 +26,16 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
+OUTSIDE = {"PYTHONPATH": ""}
+"""The environment the wheel's commands run in: a PYTHONPATH naming this checkout (as a worktree's
+test run sets) would shadow the installed package, and pip would take the checkout's egg-info for
+the package already installed. An empty PYTHONPATH is no PYTHONPATH to Python."""
+
+
 def _run(argv: list[str], cwd: Path) -> str:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+    result = subprocess.run(  # noqa: S603
+        argv, cwd=cwd, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **OUTSIDE}
+    )
     assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -74,7 +83,9 @@ def test_the_installed_package_is_the_wheel(installed: Path, elsewhere: Path) ->
 async def test_demo_from_the_wheel_in_an_empty_directory(
     installed: Path, elsewhere: Path, tmp_path: Path
 ) -> None:
-    demo = await start_demo([str(installed / "statusbridge")], tmp_path / "demo.log", cwd=elsewhere)
+    demo = await start_demo(
+        [str(installed / "statusbridge")], tmp_path / "demo.log", cwd=elsewhere, env=OUTSIDE
+    )
     try:
         sandbox_url = demo.page_url.split("/status/")[0]
         expected = [page["name"] for page in yaml.safe_load(SEED_PATH.read_text())["status_pages"]]
@@ -97,6 +108,7 @@ async def test_sandbox_from_the_wheel_serves_the_built_in_seed(
     sandbox = Process(
         [str(installed / "statusbridge"), "sandbox", "--port", str(port)],
         tmp_path / "sandbox.log",
+        env=OUTSIDE,
         cwd=elsewhere,
     )
     sandbox.start()
