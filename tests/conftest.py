@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from bridge.settings import Settings
 from bridge.store import Store
 from bridge.timeline.clock import VirtualTimeLoop, scheduler_on
 from bridge.web.resources import RECONCILE_TASK, RECONCILER, STOPPING, STORE
+from tests import realtime
 from tests.openapi_contract import validate_request, validate_response
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -360,3 +361,50 @@ async def fake_time() -> AsyncIterator[FakeTime]:
             yield FakeTime(loop)
     finally:
         random.setstate(state)
+
+
+# --- the real-time check -----------------------------------------------------------------------
+
+REAL_TIME_DIRS = {"e2e", "resilience"}
+"""Directories whose tests run real processes and drills on real time (so do tests marked e2e or
+resilience); everywhere else, a test that waits on real time fails."""
+
+
+def _may_wait(item: pytest.Item) -> bool:
+    if REAL_TIME_DIRS & set(item.path.relative_to(ROOT).parts):
+        return True
+    return any(item.get_closest_marker(name) is not None for name in ("e2e", "resilience", "real_time"))
+
+
+def _real_waiting(item: pytest.Item) -> str | None:
+    """Why ``item`` fails the check so far, or None."""
+    if realtime.WAITS.seconds <= realtime.TOLERANCE_SECONDS or _may_wait(item):
+        return None
+    return (
+        f"{item.nodeid} {realtime.WAITS.describe()}. Tests do not wait for real time: take the "
+        "`fake_time` fixture (tests/conftest.py) and inject its now() as the clock and asyncio.sleep "
+        "as the sleep (its loop is virtual). A test that truly waits on another process's timing "
+        'says why with @pytest.mark.real_time("...").'
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_real_waiting(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Measure the real waiting of a test, its fixtures included (tests/realtime.py says what
+    counts); the call fails in :func:`pytest_runtest_call`, a teardown that waits fails here."""
+    realtime.install()
+    realtime.WAITS.reset()
+    yield
+    if not request.node.stash.get(_FAILED_FOR_WAITING, False) and (why := _real_waiting(request.node)):
+        pytest.fail(why, pytrace=False)
+
+
+_FAILED_FOR_WAITING = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield
+    if why := _real_waiting(item):
+        item.stash[_FAILED_FOR_WAITING] = True
+        pytest.fail(why, pytrace=False)

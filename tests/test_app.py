@@ -73,6 +73,7 @@ async def test_readiness_goes_503_when_shutting_down(server_factory: ServerFacto
             assert (await r.json())["problems"]["shutdown"] == "shutting down"
 
 
+@pytest.mark.real_time("a real statusbridge serve process: waits, polling, for its start-up")
 async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     proc, url = serve_process(tmp_path, tmp_path / "b.db")
     proc.start()
@@ -162,6 +163,7 @@ def test_serve_refusals_are_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
 
 
+@pytest.mark.real_time("a real statusbridge serve process: waits, polling, for its start-up")
 async def test_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "bridge.db"
     proc, url = serve_process(tmp_path, db)

@@ -545,6 +545,10 @@ async def one_webhook(
     return WebhookPath.of(profile, layers())
 
 
+@pytest.mark.real_time(
+    "profiles the ordinary loop with its clock stopped, after waiting out the start-up pass's pause; "
+    "the virtual loop would jump to the next timer while idle and put the 2 s ticks on the path"
+)
 async def test_one_webhook_path_stays_short(
     server_factory: ServerFactory, sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,7 @@ from tests.conftest import (
     COMPONENTS,
     PAGE_ID,
     Bridge,
+    FakeTime,
     SandboxServer,
     Server,
     ServerFactory,
@@ -327,8 +328,9 @@ async def test_metrics_cover_operations(bridge: Bridge, sandbox: SandboxServer) 
 
 
 async def test_provider_outage_one_probe_at_a_time_then_everything_at_once(
-    bridge: Bridge, sandbox: SandboxServer
+    fake_time: FakeTime, bridge: Bridge, sandbox: SandboxServer
 ) -> None:
+    # The client's in-call retries of the 503s sleep on the loop: on the fake time, they pass at once.
     server = await bridge(max_new_incidents=20)
     sb = sandbox.app[SANDBOX_KEY]
     await fire(server, "api")

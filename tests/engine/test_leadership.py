@@ -131,6 +131,9 @@ async def pg_url() -> AsyncIterator[str]:
         await conn.close()
 
 
+@pytest.mark.real_time(
+    "PostgreSQL's lease is a lock in another process: the leader loop retries on real time until it changes hands"
+)
 async def test_postgres_takeover_moves_the_epoch_and_fences_the_old_leader(pg_url: str) -> None:
     a = await open_store(pg_url)
     b = await open_store(pg_url)
@@ -190,6 +193,9 @@ def test_installations_in_two_schemas_have_their_own_lease() -> None:
     assert len({lease_lock(None), lease_lock("team_a"), lease_lock("team_b")}) == 3
 
 
+@pytest.mark.real_time(
+    "PostgreSQL's lease is a lock in another process: the leader loop retries on real time until it changes hands"
+)
 async def test_an_unreachable_store_is_a_store_error_and_is_retried() -> None:
     store = await open_store(PG_URL + f"?schema=t_{uuid.uuid4().hex[:12]}")
     assert isinstance(store, PostgresStore)

@@ -24,7 +24,7 @@ from bridge.incidentio.errors import (
 )
 from bridge.incidentio.models import IncidentStatus, MaintenanceStatus
 from bridge.incidentio.ratelimit import TokenBucket
-from tests.conftest import SandboxFactory, SandboxServer
+from tests.conftest import FakeTime, SandboxFactory, SandboxServer
 
 
 class Sleeps:
@@ -365,7 +365,8 @@ async def test_update_outcome_unknown_is_not_retried(
     assert len(shown.updates) == (2 if applied else 1)
 
 
-async def test_timeouts(sandbox: SandboxServer, session: aiohttp.ClientSession) -> None:
+async def test_timeouts(fake_time: FakeTime, sandbox: SandboxServer, session: aiohttp.ClientSession) -> None:
+    """The sandbox's latency and the client's timeout are both on the fake time: no real waiting."""
     sleeps = Sleeps()
     client = make_client(sandbox, session, sleeps, timeout=0.2, retry=RetryPolicy(attempts=2))
     inc = await create(client, sandbox)

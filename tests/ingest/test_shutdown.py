@@ -9,6 +9,8 @@ import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from bridge.store import open_store
 from tests.e2e.harness import serve_process, wait_http
 
@@ -22,6 +24,9 @@ BODY = json.dumps(
 ).encode()
 
 
+@pytest.mark.real_time(
+    "a real statusbridge serve process: waits for its start-up and for SIGTERM to reach it mid-request"
+)
 async def test_a_webhook_in_flight_at_sigterm_is_committed_and_answered(tmp_path: Path) -> None:
     db = tmp_path / "drain.db"
     proc, url = serve_process(tmp_path, db)

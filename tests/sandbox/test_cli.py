@@ -30,6 +30,7 @@ def sandbox_process(tmp_path: Path) -> Iterator[tuple[str, Process]]:
     proc.stop()
 
 
+@pytest.mark.real_time("a real statusbridge sandbox process: waits, polling, for its start-up")
 async def test_sandbox_command_serves_page_with_incident(sandbox_process: tuple[str, Process]) -> None:
     url, proc = sandbox_process
     await wait_http(url + "/", proc=proc.proc)
@@ -71,6 +72,7 @@ def test_bad_seed_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.real_time("a real statusbridge sandbox process: waits, polling, for its start-up")
 async def test_schemathesis_finds_no_server_error_or_schema_violation(
     sandbox_process: tuple[str, Process], tmp_path: Path
 ) -> None:
