@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from bridge import pacing
 from bridge.app import create_app
+from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import Settings
 from bridge.web.widget import CACHE_KEY
 from tests.conftest import BRIDGE_RULES, PAGE_ID, FakeTime, SandboxServer
@@ -148,3 +149,63 @@ async def test_the_widget_cache_serves_its_copy_for_the_ttl_on_the_fake_time(
         for a in answers:
             a.release()
         assert cache.upstream_fetches == 2, "stale at 31 s: ten clients, one upstream fetch"
+
+
+UNHEARTBEATED_RULES = BRIDGE_RULES.replace(
+    """  - name: watchdog
+    matchers: ['alertname = "Watchdog"']
+    heartbeat: {timeout: 5m}
+""",
+    "",
+)
+"""BRIDGE_RULES without the heartbeat rule, so that nothing else holds publication."""
+
+
+async def test_pages_unreadable_at_start_up_hold_publication_until_the_watcher_reads_them(
+    fake_time: FakeTime, start_app: App, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """The provider down at start-up: the daemon starts and ingests, names stay unresolved and
+    nothing is published; the watcher's next look after the pages answer resolves them and the
+    held incident is opened."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(UNHEARTBEATED_RULES)
+    async with aiohttp.ClientSession() as s:
+        fault = {"method": "GET", "path_prefix": "/v2/status_pages", "status": 503, "count": 10_000}
+        async with s.post(sandbox.url + "/_sandbox/faults", json=fault) as r:
+            assert r.status == 200
+    url, _ = await start_app(
+        rules_path=str(rules),
+        incidentio_api_key=sandbox.writer_token,
+        incidentio_base_url=sandbox.url,
+        coalesce_window="0s",
+        reconcile_interval="1h",
+    )
+    started = fake_time.time()
+
+    async def readyz() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as s, s.get(url + "/readyz") as r:
+            assert r.status == 200, "unresolved names do not stop ingest"
+            body: dict[str, Any] = await r.json()
+            return body
+
+    assert "rules_unresolved" in (await readyz())["warnings"]
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "Down", "service": "api"},
+        "startsAt": "2026-11-23T11:00:00Z",
+    }
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + "/webhooks/alertmanager", json={"version": "4", "alerts": [alert]}) as r:
+            assert r.status == 200
+    await at(fake_time, started + pacing.RULES_WATCH * 0.5)
+    incidents = sandbox.app[SANDBOX_KEY].state.incidents
+    writes = [r for r in sandbox.app[SANDBOX_KEY].requests if r["method"] != "GET"]
+    assert not incidents, "nothing is published while the rules' names are unresolved"
+    assert not [w for w in writes if w["path"] != "/v2/status_page_incident_updates"], (
+        "no write is even tried with unresolved names (only pre-flight's probe)"
+    )
+    async with aiohttp.ClientSession() as s:
+        await s.delete(sandbox.url + "/_sandbox/faults")
+    await at(fake_time, started + pacing.RULES_WATCH * 1.5)
+    assert [i.name for i in incidents.values()] == ["api is down"], "published once the pages answer"
+    assert "rules_unresolved" not in (await readyz())["warnings"]
