@@ -73,7 +73,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         counted = item.get_closest_marker("full_counts") is not None or item.path.parent.name == "resilience"
         if full and counted:
             # --full runs thousands of drills or timelines, for hours: no per-test limit.
-            item.add_marker(pytest.mark.timeout(0))
+            item.add_marker(pytest.mark.timeout(0), append=False)  # the closest marker wins
             continue
         own = item.get_closest_marker("timeout")
         if own is not None:
