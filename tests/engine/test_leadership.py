@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -44,6 +45,17 @@ class Terms:
         self.ended: list[tuple[float, str]] = []
         self.leading: list[bool] = []
 
+    def lead(self, lease: Lease, lost: asyncio.Event, stopping: asyncio.Event) -> Coroutine[Any, Any, None]:
+        """The leader loop on ``lease``, running these terms and noting each election and deposal."""
+        return lead(
+            lease,
+            lost,
+            self.term,
+            stopping,
+            on_elected=lambda: self.leading.append(True),
+            on_deposed=lambda: self.leading.append(False),
+        )
+
     async def term(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self.started.append(loop.time())
@@ -66,16 +78,7 @@ async def test_on_sqlite_one_term_lasts_the_whole_run(fake_time: FakeTime, sqlit
     terms = Terms()
     stopping, lost = asyncio.Event(), asyncio.Event()
     lease = sqlite_store.lease("me", on_lost=lost.set)
-    task = asyncio.create_task(
-        lead(
-            lease,
-            lost,
-            terms.term,
-            stopping,
-            on_elected=lambda: terms.leading.append(True),
-            on_deposed=lambda: terms.leading.append(False),
-        )
-    )
+    task = asyncio.create_task(terms.lead(lease, lost, stopping))
     await asyncio.sleep(3600)  # an hour of virtual time: no second term, no re-election
     assert epoch_of(lease) == 0
     stopping.set()
@@ -94,16 +97,7 @@ async def test_a_lost_lease_ends_the_term_at_once_and_is_sought_again_every_retr
     terms = Terms()
     stopping, lost = asyncio.Event(), asyncio.Event()
     lease = sqlite_store.lease("me", on_lost=lost.set)
-    task = asyncio.create_task(
-        lead(
-            lease,
-            lost,
-            terms.term,
-            stopping,
-            on_elected=lambda: terms.leading.append(True),
-            on_deposed=lambda: terms.leading.append(False),
-        )
-    )
+    task = asyncio.create_task(terms.lead(lease, lost, stopping))
     await asyncio.sleep(100)
     lost.set()
     await asyncio.sleep(pacing.LEASE_RETRY / 2)
