@@ -13,6 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bridge import pacing
+
 CHART = Path(__file__).resolve().parents[1] / "helm" / "statusbridge"
 K8S_VERSIONS = ["1.27", "1.37"]  # the chart's kubeVersion floor, and the newest kubernetes-validate knows
 SECRETS = {
@@ -85,6 +87,9 @@ def test_deployment_shape_and_security() -> None:
     assert sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"] and sc["readOnlyRootFilesystem"]
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["readinessProbe"]["timeoutSeconds"] > pacing.STORE_PING_TIMEOUT, (
+        "the kubelet must wait longer than /readyz waits for the store, to see its 503"
+    )
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 

@@ -69,6 +69,9 @@ Alertmanager at http://localhost:<port>/webhooks/alertmanager.
   readinessProbe:
     httpGet: {path: /readyz, port: http}
     periodSeconds: 5
+    # Above /readyz's own 2 s wait for the store (bridge/pacing.py: STORE_PING_TIMEOUT): a hung
+    # store is then a 503 naming it, not a probe timeout that says nothing.
+    timeoutSeconds: 3
   livenessProbe:
     httpGet: {path: /healthz, port: http}
     periodSeconds: 10
