@@ -140,12 +140,17 @@ class PostgresStore:
             # from None: the URL holds the database password, and asyncpg's errors may quote it.
             raise StoreError(f"store: cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
         store = cls(pool, schema, dsn)
-        await store.migrate()
+        try:
+            await store.migrate()
+        except BaseException:
+            await store.close()  # a refused or failed migration leaves no connection open
+            raise
         return store
 
     async def migrate(self) -> list[int]:
         """Apply the migrations not applied yet, under an advisory lock so that replicas starting together
-        apply each once; returns the versions applied.
+        apply each once; returns the versions applied. A schema migrated by a newer statusbridge is
+        refused (StoreError), as on SQLite.
         """
         applied = []
         async with self._pool.acquire() as conn, conn.transaction():
@@ -154,7 +159,15 @@ class PostgresStore:
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            for version, sql in migrations():
+            known = migrations()
+            newest = max((v for v, _ in known), default=0)
+            if done and max(done) > newest:
+                # As on SQLite: running on a schema this code does not know would corrupt it.
+                raise StoreError(
+                    f"store: the PostgreSQL schema has version {max(done)}, newer than this "
+                    f"statusbridge knows ({newest}); run the newer version or restore a backup"
+                )
+            for version, sql in known:
                 if version in done:
                     continue
                 await conn.execute(sql)

@@ -242,6 +242,20 @@ async def test_a_store_that_held_groups_keeps_its_keys(store_factory: StoreFacto
     assert await store_identity(store) == ""
 
 
+async def test_a_schema_from_a_newer_release_is_refused(store_factory: StoreFactory) -> None:
+    """A rollback without the pre-upgrade backup: the older release refuses the newer schema
+    rather than run on one it does not know (CHANGELOG.md: how to roll back)."""
+    store = await store_factory()
+    if isinstance(store, SQLiteStore):
+        async with store._transaction() as db:
+            await db.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 'later')")
+    else:
+        assert isinstance(store, PostgresStore)
+        await store._pool.execute("INSERT INTO schema_migrations (version) VALUES (9999)")
+    with pytest.raises(StoreError, match="version 9999, newer than this statusbridge knows"):
+        await store_factory()
+
+
 async def test_prune_removes_old_resolved_only(store: Store) -> None:
     await store.upsert_alerts([alert("old", AlertStatus.RESOLVED), alert("live")])
     assert await store.prune_alerts(resolved_before=T0 + timedelta(days=1)) == 1
