@@ -1,4 +1,5 @@
-"""The baseline receiver: a bare aiohttp app answering 200 to any POST (reads the body)."""
+"""The baseline receiver: a bare aiohttp app answering 200 to any POST (reads the body), and to
+``GET /healthz`` (the probe of bench/scale.py)."""
 
 import sys
 
@@ -12,4 +13,5 @@ async def ok(request: web.Request) -> web.Response:
 
 app = web.Application(client_max_size=64 * 1024 * 1024)
 app.router.add_post("/{tail:.*}", ok)
+app.router.add_get("/healthz", ok)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)

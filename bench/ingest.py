@@ -14,6 +14,7 @@ import json
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,22 +39,28 @@ from bridge.ingest.payloads import fingerprint
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def webhook_bodies(total: int, batch: int) -> tuple[list[bytes], list[bytes]]:
-    """The same alerts as Alertmanager webhooks (v4) and as API v2 posts."""
+def bench_labels(i: int) -> dict[str, str]:
+    """Alert ``i``'s labels: 20 services, a third warnings, the rest critical."""
+    return {
+        "alertname": f"Bench{(i % 50)}",
+        "instance": f"host-{i}",
+        "job": "node",
+        "service": f"svc-{i % 20}",
+        "severity": "critical" if i % 3 else "warning",
+    }
+
+
+def webhook_bodies(
+    total: int, batch: int, labels_of: Callable[[int], dict[str, str]] = bench_labels
+) -> tuple[list[bytes], list[bytes]]:
+    """The same alerts (alert ``i`` labelled ``labels_of(i)``) as Alertmanager webhooks (v4) and as
+    API v2 posts."""
     now = datetime.now(UTC)
     hooks, api = [], []
     for start in range(0, total, batch):
         alerts = [
             {
-                "labels": (
-                    labels := {
-                        "alertname": f"Bench{(i % 50)}",
-                        "instance": f"host-{i}",
-                        "job": "node",
-                        "service": f"svc-{i % 20}",
-                        "severity": "critical" if i % 3 else "warning",
-                    }
-                ),
+                "labels": (labels := labels_of(i)),
                 # Alertmanager's webhooks carry each alert's fingerprint; so do these.
                 "fingerprint": fingerprint(labels),
                 "annotations": {"summary": f"alert {i}"},

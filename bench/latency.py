@@ -59,7 +59,13 @@ def webhook(n: int, start: datetime, *, service: int | None = None, severity: st
 
 
 async def steady(url: str, rate: float, seconds: float, start: datetime) -> tuple[list[float], int]:
-    """Open loop: webhook n leaves at t0 + n/rate whether or not earlier ones were answered."""
+    """``rate`` webhooks/s for ``seconds``, open loop (see ``open_loop``)."""
+    return await open_loop(url, [webhook(n, start) for n in range(int(rate * seconds))], rate)
+
+
+async def open_loop(url: str, bodies: list[bytes], rate: float) -> tuple[list[float], int]:
+    """Open loop: body n leaves at t0 + n/rate whether or not earlier ones were answered;
+    returns (latencies, failures)."""
     latencies: list[float] = []
     failures = 0
     headers = {"Content-Type": "application/json"}
@@ -72,8 +78,6 @@ async def steady(url: str, rate: float, seconds: float, start: datetime) -> tupl
             failures += resp.status >= 300
         latencies.append(time.perf_counter() - sent)
 
-    total = int(rate * seconds)
-    bodies = [webhook(n, start) for n in range(total)]
     tasks = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         t0 = time.perf_counter()

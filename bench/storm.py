@@ -168,10 +168,11 @@ def expected(final: dict[int, str], per_group: int) -> dict[str, str]:
 
 
 async def start_pair(
-    tmp: Path, name: str, *, groups: int, coalesce: float
+    tmp: Path, name: str, *, groups: int, coalesce: float, **extra: str
 ) -> tuple[Process, str, Process, int]:
     """The sandbox (``tmp/seed.yaml``) and ``serve`` publishing to it with ``tmp/rules.yaml`` on a
-    fresh SQLite file: (sandbox, its URL, bridge, its port); the bridge is not yet ready."""
+    fresh SQLite file (``extra``: more ``STATUSBRIDGE_*`` settings): (sandbox, its URL, bridge, its
+    port); the bridge is not yet ready."""
     sb_port, port = free_port(), free_port()
     sandbox = Process(
         statusbridge_argv("sandbox", "--port", str(sb_port), "--seed", str(tmp / "seed.yaml")),
@@ -190,6 +191,7 @@ async def start_pair(
         STATUSBRIDGE_MAX_NEW_INCIDENTS=str(groups),
         STATUSBRIDGE_COALESCE_WINDOW=f"{coalesce}s",
         STATUSBRIDGE_LOG_LEVEL="warning",
+        **extra,
     )
     bridge = Process(statusbridge_argv("serve"), tmp / "serve.log", env=env)
     bridge.start()
