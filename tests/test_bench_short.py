@@ -17,6 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
         ("ingest.py", ["ratio statusbridge (SQLite) / bare aiohttp", "rules match all", "rules match none"]),
         ("storm.py", ["429s received           0", "duplicate incidents     0", "wrong final state: 0"]),
         ("latency.py", ["statusbridge (SQLite)", "convergence, group published just before"]),
+        (
+            "scale.py",
+            [
+                "scale, rules match all (20 groups)",
+                "scale, rules match 1 % of the alerts",
+                "ack p99 / bare aiohttp p99",
+                "memory per held alert, peak - idle (KB)",
+                "not on the page within 60 s: 0; failed webhooks 0",
+            ],
+        ),
     ],
 )
 def test_benchmark_runs_short(script: str, expected: list[str]) -> None:
