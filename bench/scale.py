@@ -49,6 +49,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -465,6 +466,10 @@ async def run(args: argparse.Namespace) -> int:
         report(variant, sizes, runs, am, bare, args)
     print(f"scale: done in {time.perf_counter() - started:.0f} s")
     ok = all(r.failures == 0 and None not in r.to_page for runs in results.values() for r in runs)
+    if ok:  # the stores of the large sizes are hundreds of MB; a failed run keeps them and the logs
+        shutil.rmtree(tmp)
+    else:
+        print(f"scale: stores and logs kept in {tmp}")
     return 0 if ok else 1
 
 
