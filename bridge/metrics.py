@@ -108,6 +108,12 @@ class Metrics:
         self.leader = Gauge(
             "statusbridge_leader", "1 while this replica holds the reconcile lease", registry=r
         )
+        self.loop_lag = Histogram(
+            "statusbridge_event_loop_lag_seconds",
+            "How late the event loop ran a timer that was due: a stall delays every webhook and pass",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
         self.build = Info("statusbridge_build", "Build information", registry=r)
 
     def observe_webhook(self, source: str, status: int) -> None:

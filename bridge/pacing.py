@@ -69,6 +69,11 @@ RULES_WATCH: Final = 2.0
 """The rules file is checked for changes, and unresolved page or component names retried, this
 often: an edit or a provider that comes back shows within 2 s, for one stat per 2 s."""
 
+LAG_PROBE: Final = 2.0
+"""The event loop's lag (``statusbridge_event_loop_lag_seconds``) is sampled this often: a timer due
+this often shows how late the loop runs timers, for one wake-up per 2 s, the same period as the
+rules watcher and the lease loop (on a virtual clock the three share each jump)."""
+
 # --- health and ingest -------------------------------------------------------------------------
 
 STORE_PING_TIMEOUT: Final = 2.0

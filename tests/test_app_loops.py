@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from bridge import pacing
 from bridge.app import create_app
+from bridge.app.lag import sample_lag
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import Settings
 from bridge.web.widget import CACHE_KEY
@@ -209,3 +210,33 @@ async def test_pages_unreadable_at_start_up_hold_publication_until_the_watcher_r
     await at(fake_time, started + pacing.RULES_WATCH * 1.5)
     assert [i.name for i in incidents.values()] == ["api is down"], "published once the pages answer"
     assert "rules_unresolved" not in (await readyz())["warnings"]
+
+
+async def test_the_event_loop_lag_is_sampled_every_probe_interval(
+    fake_time: FakeTime, start_app: App
+) -> None:
+    """On the fake time the loop is never late: every sample is 0, one every ``LAG_PROBE``."""
+    url, _ = await start_app(reconcile_interval="1h")
+    started = fake_time.time()
+    await at(fake_time, started + pacing.LAG_PROBE * 5.5)
+    assert await metric(url, "statusbridge_event_loop_lag_seconds_count") == 5
+    assert await metric(url, "statusbridge_event_loop_lag_seconds_sum") == 0
+
+
+async def test_a_timer_that_runs_late_is_measured_by_how_late() -> None:
+    """The sampler's own arithmetic, with a clock whose second sleep overruns by 0.3 s."""
+    clock = [100.0]
+    overrun = iter([0.0, 0.3, 0.0])
+    stopping = asyncio.Event()
+    seen: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds + next(overrun)
+
+    def observe(lag: float) -> None:
+        seen.append(round(lag, 6))
+        if len(seen) == 3:
+            stopping.set()
+
+    await sample_lag(observe, stopping, interval=2.0, clock=lambda: clock[0], sleep=sleep)
+    assert seen == [0.0, 0.3, 0.0]

@@ -5,6 +5,7 @@ with kubernetes-validate for the oldest and newest supported Kubernetes, and the
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from bridge import pacing
+from bridge.metrics import Metrics
 
 CHART = Path(__file__).resolve().parents[1] / "helm" / "statusbridge"
 K8S_VERSIONS = ["1.27", "1.37"]  # the chart's kubeVersion floor, and the newest kubernetes-validate knows
@@ -114,6 +116,23 @@ def test_extras_render() -> None:
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     alerts = {r["alert"] for r in rule["spec"]["groups"][0]["rules"]}
     assert {"StatusBridgeBlind", "StatusBridgePublicationsHeld", "StatusBridgeTakenOverLeftOpen"} <= alerts
+
+
+def test_every_alert_reads_metrics_the_daemon_exposes_and_links_a_runbook_that_exists() -> None:
+    docs = render({"prometheusRule": {"enabled": True}})
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"]}
+    exposed = {
+        family.name + suffix
+        for family in Metrics().registry.collect()
+        for suffix in suffixes.get(family.type, [""])
+    }
+    readme = (CHART.parents[1] / "README.md").read_text()
+    for alert in rule["spec"]["groups"][0]["rules"]:
+        for name in re.findall(r"statusbridge_[a-z_]+", alert["expr"]):
+            assert name in exposed, f"{alert['alert']} reads {name}, which /metrics does not expose"
+        anchor = alert["annotations"]["runbook"].split("#", 1)[1]
+        assert f'<a id="{anchor}"></a>' in readme, f"{alert['alert']}: no runbook {anchor} in README.md"
 
 
 @pytest.mark.parametrize(

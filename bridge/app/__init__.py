@@ -8,7 +8,8 @@ Each job is a ``cleanup_ctx`` entry that opens its resource, sets it under its o
 3. ``rules``: the rules and maintenance windows from the rules path, and their watcher;
 4. ``pull``: the Alertmanager pull, when configured;
 5. ``reconcile``: the reconciler, the leader loop around it, and what each pass reports;
-6. ``bridge.web.widget``: the widget's cache and upstream session.
+6. ``lag``: the event loop's lag, sampled into a metric;
+7. ``bridge.web.widget``: the widget's cache and upstream session.
 
 Signals are the CLI's (``bridge.cli``: ``serve``), so that the app can be embedded: tests, the
 demo and timelines run it as it is. Shutdown turns ``/readyz`` to 503 first, then stops the loop
@@ -24,6 +25,7 @@ from datetime import datetime
 from aiohttp import web
 
 from bridge import __version__
+from bridge.app.lag import lag_ctx
 from bridge.app.publishing import client_ctx, preflight_ctx
 from bridge.app.pull import pull_ctx
 from bridge.app.reconcile import ON_PASS, OnPass, reconciler_ctx
@@ -81,7 +83,16 @@ def create_app(
     app.router.add_routes(widget.routes())
     app.add_subapp(admin.PREFIX, admin.admin_app())
     app.cleanup_ctx.extend(
-        [store_ctx, client_ctx, preflight_ctx, rules_ctx, pull_ctx, reconciler_ctx, widget.widget_ctx]
+        [
+            store_ctx,
+            client_ctx,
+            preflight_ctx,
+            rules_ctx,
+            pull_ctx,
+            reconciler_ctx,
+            lag_ctx,
+            widget.widget_ctx,
+        ]
     )
     app.on_shutdown.append(_on_shutdown)
     return app
