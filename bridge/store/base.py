@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -37,6 +37,18 @@ from bridge.domain import (
 
 class StoreError(Exception):
     """The store cannot be used (bad URL, unreachable, corrupt); the message says which."""
+
+
+def refuse_newer_schema(applied: Iterable[int], known: Iterable[int], where: str) -> None:
+    """Raise StoreError when ``applied`` holds a migration newer than every ``known`` one: the store
+    was migrated by a newer statusbridge, and running on a schema this code does not know would
+    corrupt it. ``where`` names the store in the message."""
+    done, newest = max(applied, default=0), max(known, default=0)
+    if done > newest:
+        raise StoreError(
+            f"store: {where} has schema version {done}, newer than this statusbridge knows "
+            f"({newest}); run the newer version or restore a backup"
+        )
 
 
 @dataclass(frozen=True, slots=True)

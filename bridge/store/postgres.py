@@ -37,6 +37,7 @@ from bridge.store.base import (
     group_from_json,
     group_to_json,
     parse_ts,
+    refuse_newer_schema,
     ts,
 )
 
@@ -160,13 +161,7 @@ class PostgresStore:
             )
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             known = migrations()
-            newest = max((v for v, _ in known), default=0)
-            if done and max(done) > newest:
-                # As on SQLite: running on a schema this code does not know would corrupt it.
-                raise StoreError(
-                    f"store: the PostgreSQL schema has version {max(done)}, newer than this "
-                    f"statusbridge knows ({newest}); run the newer version or restore a backup"
-                )
+            refuse_newer_schema(done, (v for v, _ in known), "the PostgreSQL store")
             for version, sql in known:
                 if version in done:
                     continue

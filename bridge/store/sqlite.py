@@ -46,6 +46,7 @@ from bridge.store.base import (
     group_from_json,
     group_to_json,
     parse_ts,
+    refuse_newer_schema,
     ts,
 )
 
@@ -185,12 +186,7 @@ class SQLiteStore:
             done = {
                 int(r[0]): r[1] for r in await _all(db, "SELECT version, checksum FROM schema_migrations")
             }
-        newest = max((v for v, _ in known), default=0)
-        if done and max(done) > newest:
-            raise StoreError(
-                f"store: {self.path} has schema version {max(done)}, newer than this statusbridge "
-                f"knows ({newest}); run the newer version or restore a backup"
-            )
+        refuse_newer_schema(done, (v for v, _ in known), str(self.path))
         for version, sql in known:
             checksum = _checksum(sql)
             if version in done:
