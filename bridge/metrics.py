@@ -108,6 +108,9 @@ class Metrics:
         self.leader = Gauge(
             "statusbridge_leader", "1 while this replica holds the reconcile lease", registry=r
         )
+        self.store_bytes = Gauge(
+            "statusbridge_store_bytes", "Bytes the store takes on disk (SQLite) or in its schema", registry=r
+        )
         self.loop_lag = Histogram(
             "statusbridge_event_loop_lag_seconds",
             "How late the event loop ran a timer that was due: a stall delays every webhook and pass",

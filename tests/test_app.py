@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,29 @@ async def test_health_and_readiness(server_factory: ServerFactory) -> None:
             assert r.status == 200
             assert body["ready"] is True
             assert "incidentio" in body["warnings"]  # reported, but the daemon still ingests
+
+
+async def test_a_nearly_full_disk_under_the_store_is_a_warning_and_the_store_a_metric(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await server_factory()
+    # The file system is the OS's (nobody fills a real disk for a test): it reports its usage.
+    used = {"share": 50}
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda _path: shutil._ntuple_diskusage(100, used["share"], 100 - used["share"])
+    )
+    async with aiohttp.ClientSession() as s:
+        async with s.get(server.url + "/readyz") as r:
+            assert "store_disk" not in (await r.json())["warnings"]
+        async with s.get(server.url + "/metrics") as r:
+            exposition = await r.text()
+        (line,) = [x for x in exposition.splitlines() if x.startswith("statusbridge_store_bytes ")]
+        assert float(line.split()[1]) > 0
+        used["share"] = 95
+        async with s.get(server.url + "/readyz") as r:
+            body = await r.json()
+    assert r.status == 200, "a warning: the daemon still ingests"
+    assert body["warnings"]["store_disk"].startswith("the disk under the store is 95% full")
 
 
 async def test_admin_api_requires_token_and_matches_its_openapi(server_factory: ServerFactory) -> None:

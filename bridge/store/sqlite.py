@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from bridge.store.base import (
     HeldLease,
     StoredAlert,
     StoreError,
+    StoreSize,
     UpsertResult,
     action_from_row,
     active_alerts_sql,
@@ -459,6 +461,16 @@ class SQLiteStore:
     async def ping(self) -> None:
         """Store.ping: one ``SELECT 1`` on the reader."""
         await self._read("SELECT 1")
+
+    async def size(self) -> StoreSize:
+        """Store.size: the database file, its WAL and shared memory, and the free share of their disk."""
+        path = Path(self.path)
+        total = 0
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                total += file.stat().st_size
+        usage = shutil.disk_usage(path.parent)
+        return StoreSize(total, usage.free / usage.total if usage.total else None)
 
     async def close(self) -> None:
         """Store.close: pending deliveries are written and a transaction in flight ends first."""
