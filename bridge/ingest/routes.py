@@ -27,17 +27,24 @@ log = get_logger(__name__)
 Parser = Callable[[Any, datetime], list[Alert]]
 
 
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    """The one error body of the daemon's HTTP answers: ``{"error": {"status", "message", "field"?}}``
+    (``field`` names the request field at fault, when there is one)."""
+    error: dict[str, Any] = {"status": status, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
 class WebhookError(web.HTTPException):
-    """An error answer with a JSON body ``{"error": {"status", "message", "field"?}}``."""
+    """An error answer with the JSON body of ``error_body``."""
 
     def __init__(
         self, status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
     ) -> None:
         self.status_code = status
-        error: dict[str, Any] = {"status": status, "message": message}
-        if field:
-            error["field"] = field
-        super().__init__(text=json.dumps({"error": error}), content_type="application/json", headers=headers)
+        body = json.dumps(error_body(status, message, field))
+        super().__init__(text=body, content_type="application/json", headers=headers)
 
 
 class Ingest:
