@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from bridge.store.base import Store, StoredAlert, StoreError, StoreSize, UpsertResult, store_identity
+from bridge.store.base import Store, StoredAlert, StoreError, UpsertResult, store_identity
 from bridge.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreError",
-    "StoreSize",
     "StoredAlert",
     "UpsertResult",
     "open_store",

@@ -52,18 +52,6 @@ def refuse_newer_schema(applied: Iterable[int], known: Iterable[int], where: str
 
 
 @dataclass(frozen=True, slots=True)
-class StoreSize:
-    """What a store takes on disk, for ``statusbridge_store_bytes`` and ``/readyz``."""
-
-    bytes: int
-    """The database's own files (SQLite: the file, its WAL and shared memory; PostgreSQL: the
-    tables and indexes of its schema)."""
-    free: float | None = None
-    """Free share (0 to 1) of the file system holding it, for SQLite; ``None`` when the database is
-    another machine's (PostgreSQL: watch its own disk)."""
-
-
-@dataclass(frozen=True, slots=True)
 class StoredAlert:
     """An alert as the store holds it, with when it was first and last received and how many times."""
 
@@ -217,8 +205,14 @@ class Store(Protocol):
         """Returns when the database answers; raises when it does not (readiness)."""
         ...
 
-    async def size(self) -> StoreSize:
-        """The bytes the store takes, and the free share of the disk under it when known."""
+    async def size(self) -> int:
+        """The bytes the store takes (SQLite: the file, its WAL and shared memory; PostgreSQL: the
+        tables and indexes of its schema), for ``statusbridge_store_bytes``."""
+        ...
+
+    async def disk_free(self) -> float | None:
+        """Free share (0 to 1) of the file system under the store, for ``/readyz``; ``None`` when the
+        database is another machine's (PostgreSQL: watch its own disk), at no cost then."""
         ...
 
     async def close(self) -> None:

@@ -28,7 +28,6 @@ from bridge.store.base import (
     SCAN_CHUNK,
     StoredAlert,
     StoreError,
-    StoreSize,
     UpsertResult,
     action_from_row,
     active_alerts_sql,
@@ -396,15 +395,18 @@ class PostgresStore:
         """Store.ping: one ``SELECT 1`` through the pool."""
         await self._pool.fetchval("SELECT 1")
 
-    async def size(self) -> StoreSize:
-        """Store.size: the tables of the store's schema with their indexes and TOAST; the disk is
-        the database server's, so its free share is unknown here."""
+    async def size(self) -> int:
+        """Store.size: the tables of the store's schema with their indexes and TOAST."""
         total = await self._pool.fetchval(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
         )
-        return StoreSize(int(total))
+        return int(total)
+
+    async def disk_free(self) -> float | None:
+        """Store.disk_free: unknown here, the disk is the database server's."""
+        return None
 
     async def close(self) -> None:
         """Close the pool (the lease's own connection is closed by releasing the lease)."""

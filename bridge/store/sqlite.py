@@ -38,7 +38,6 @@ from bridge.store.base import (
     HeldLease,
     StoredAlert,
     StoreError,
-    StoreSize,
     UpsertResult,
     action_from_row,
     active_alerts_sql,
@@ -462,15 +461,19 @@ class SQLiteStore:
         """Store.ping: one ``SELECT 1`` on the reader."""
         await self._read("SELECT 1")
 
-    async def size(self) -> StoreSize:
-        """Store.size: the database file, its WAL and shared memory, and the free share of their disk."""
+    async def size(self) -> int:
+        """Store.size: the database file, its WAL and shared memory."""
         path = Path(self.path)
         total = 0
         for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             with contextlib.suppress(FileNotFoundError):
                 total += file.stat().st_size
-        usage = shutil.disk_usage(path.parent)
-        return StoreSize(total, usage.free / usage.total if usage.total else None)
+        return total
+
+    async def disk_free(self) -> float | None:
+        """Store.disk_free: the free share of the file system holding the database file."""
+        usage = shutil.disk_usage(Path(self.path).parent)
+        return usage.free / usage.total if usage.total else None
 
     async def close(self) -> None:
         """Store.close: pending deliveries are written and a transaction in flight ends first."""

@@ -34,7 +34,7 @@ async def readyz(request: web.Request) -> web.Response:
     if app[STOPPING].is_set():
         problems["shutdown"] = "shutting down"
     # A store that hangs (a PostgreSQL behind a dead route) must not hang the probe too: the
-    # ping and the size share one STORE_PING_TIMEOUT, under the kubelet's probe timeout.
+    # ping and the disk check share one STORE_PING_TIMEOUT, under the kubelet's probe timeout.
     deadline = asyncio.get_running_loop().time() + pacing.STORE_PING_TIMEOUT
     try:
         async with asyncio.timeout_at(deadline):
@@ -45,12 +45,12 @@ async def readyz(request: web.Request) -> web.Response:
     if "store" not in problems:
         with contextlib.suppress(Exception):  # a warning at most: the ping said the store answers
             async with asyncio.timeout_at(deadline):
-                size = await app[STORE].size()
-            if size.free is not None and size.free < DISK_FREE_WARNING:
-                warnings["store_disk"] = (
-                    f"the disk under the store is {1 - size.free:.0%} full ({size.bytes} bytes of "
-                    "store): a full disk refuses every webhook"
-                )
+                free = await app[STORE].disk_free()
+                if free is not None and free < DISK_FREE_WARNING:
+                    warnings["store_disk"] = (
+                        f"the disk under the store is {1 - free:.0%} full ({await app[STORE].size()} "
+                        "bytes of store): a full disk refuses every webhook"
+                    )
     if app[RULES].last_error:
         warnings["rules"] = f"reload failed, previous rules in use: {app[RULES].last_error}"
     ready = not problems

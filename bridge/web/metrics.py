@@ -43,7 +43,7 @@ async def metrics(request: web.Request) -> web.Response:
     for maintenance_status, count in by_status.items():
         m.maintenances.labels(maintenance_status).set(count)
     m.left_open.set(sum(1 for g in (await store.load_groups()).values() if g.left_open_incident))
-    m.store_bytes.set((await store.size()).bytes)
+    m.store_bytes.set(await store.size())
     return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
