@@ -40,6 +40,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     s, health, client = app[SETTINGS], app[HEALTH], app[CLIENT]
     path = s.rules_path
     directory: PageDirectory | None = None
+    unresolved = False
     if path is not None and client is not None:
         try:
             directory = await page_directory(client)
@@ -47,6 +48,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning(
                 "could not read the status pages; rule names stay unresolved until a reload", error=str(exc)
             )
+            unresolved = True
             health.warnings[UNRESOLVED] = (
                 "the status pages could not be read: names in the rules are unresolved and nothing is "
                 "published until they are (retried every 2 s)"
@@ -74,7 +76,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
         rules = app[RULES] = RulesHolder(path, directory=directory, on_reload=reloaded, on_error=failed)
     except RulesError as exc:
         raise SettingsError(f"STATUSBRIDGE_RULES_PATH: {exc}") from exc
-    rules.unresolved = UNRESOLVED in health.warnings
+    rules.unresolved = unresolved
     metrics.rules_ok.set(1)
     watcher = asyncio.create_task(_watch(rules, windows, health, client))
     yield
