@@ -110,10 +110,8 @@ class NoRules:
     Whoever holds the rules holds ``RulesHolder | NoRules`` and needs no check for ``None``.
     """
 
-    path: Path | None = None
     directory: PageDirectory | None = None
     last_error: str | None = None
-    generation = 0
 
     def evaluate(self, _alerts: Sequence[Alert]) -> Evaluation:
         """No impacts, no heartbeats."""
