@@ -408,3 +408,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if why := _real_waiting(item):
         item.stash[_FAILED_FOR_WAITING] = True
         pytest.fail(why, pytrace=False)
+
+
+async def metric(url: str, name: str) -> float:
+    """The value of an unlabelled sample (or the first labelled one) of ``name`` on ``url``'s /metrics."""
+    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+        text = await r.text()
+    for line in text.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")

@@ -19,7 +19,7 @@ from bridge.settings import Settings, SettingsError
 from bridge.store import open_store
 from bridge.web.admin import OPENAPI
 from bridge.web.resources import RULES, STOPPING
-from tests.conftest import FIXTURES, ServerFactory
+from tests.conftest import FIXTURES, ServerFactory, metric
 from tests.e2e.harness import free_port, serve_process, wait_http
 
 
@@ -47,10 +47,7 @@ async def test_a_nearly_full_disk_under_the_store_is_a_warning_and_the_store_a_m
     async with aiohttp.ClientSession() as s:
         async with s.get(server.url + "/readyz") as r:
             assert "store_disk" not in (await r.json())["warnings"]
-        async with s.get(server.url + "/metrics") as r:
-            exposition = await r.text()
-        (line,) = [x for x in exposition.splitlines() if x.startswith("statusbridge_store_bytes ")]
-        assert float(line.split()[1]) > 0
+        assert await metric(server.url, "statusbridge_store_bytes") > 0
         used["share"] = 95
         async with s.get(server.url + "/readyz") as r:
             body = await r.json()

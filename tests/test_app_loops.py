@@ -22,7 +22,7 @@ from bridge.app.lag import sample_lag
 from bridge.sandbox.app import SANDBOX_KEY
 from bridge.settings import Settings
 from bridge.web.widget import CACHE_KEY
-from tests.conftest import BRIDGE_RULES, PAGE_ID, FakeTime, SandboxServer
+from tests.conftest import BRIDGE_RULES, PAGE_ID, FakeTime, SandboxServer, metric
 
 App = Callable[..., Awaitable[tuple[str, web.Application]]]
 
@@ -49,15 +49,6 @@ async def start_app(fake_time: FakeTime, tmp_path: Path) -> AsyncIterator[App]:
 
 async def at(fake_time: FakeTime, t: float) -> None:
     await asyncio.sleep(t - fake_time.time())
-
-
-async def metric(url: str, name: str) -> float:
-    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
-        text = await r.text()
-    for line in text.splitlines():
-        if line.startswith((name + " ", name + "{")):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 async def test_the_rules_watcher_reloads_a_changed_file_at_its_next_look(

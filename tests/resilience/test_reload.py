@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from bridge.sandbox.app import SANDBOX_KEY
-from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer
+from tests.conftest import COMPONENTS, PAGE_ID, SandboxServer, metric
 from tests.resilience.drill import RULES, Daemon, Sender, _alert
 
 pytestmark = [pytest.mark.resilience, pytest.mark.e2e]
@@ -34,14 +34,6 @@ BROKEN = {
 async def readyz(daemon: Daemon) -> dict[str, object]:
     async with aiohttp.ClientSession() as s, s.get(daemon.url + "/readyz") as r:
         return dict(await r.json())
-
-
-async def metric(daemon: Daemon, name: str) -> float:
-    async with aiohttp.ClientSession() as s, s.get(daemon.url + "/metrics") as r:
-        for line in (await r.text()).splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
 
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
@@ -77,13 +69,13 @@ async def test_broken_rules_on_reload_keep_the_previous_rules(tmp_path: Path, sa
             daemon.process.proc.send_signal(signal.SIGHUP)
 
             async def refused(n: int = n) -> bool:
-                return await metric(daemon, "statusbridge_rules_reload_errors_total") >= n
+                return await metric(daemon.url, "statusbridge_rules_reload_errors_total") >= n
 
             await until(f"reload of {why!r} refused", refused)
             ready = await readyz(daemon)
             assert ready["ready"] is True, ready
             assert "reload failed, previous rules in use" in str(ready["warnings"]), (why, ready)
-            assert await metric(daemon, "statusbridge_rules_last_reload_ok") == 0.0
+            assert await metric(daemon.url, "statusbridge_rules_last_reload_ok") == 0.0
         # the previous rules still map alerts: a critical API alert is a full outage
         await deliver(1, "critical")
         await until("API full outage under the old rules", lambda: shown("full_outage"))
@@ -92,7 +84,7 @@ async def test_broken_rules_on_reload_keep_the_previous_rules(tmp_path: Path, sa
         daemon.process.proc.send_signal(signal.SIGHUP)
 
         async def reloaded() -> bool:
-            return await metric(daemon, "statusbridge_rules_last_reload_ok") == 1.0
+            return await metric(daemon.url, "statusbridge_rules_last_reload_ok") == 1.0
 
         await until("the good rules loaded", reloaded)
         assert "rules" not in str((await readyz(daemon))["warnings"])
